@@ -1,0 +1,30 @@
+"""edu-flash: ready-made educational AI tasks on one shared trainer.
+
+Task classes are found through the registry on first use, so `import edu_flash` stays fast and
+imports no transformers, diffusers or datasets.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .core.errors import (CheckpointError, ConfigError, DataError, DistributedError, EduFlashError,  # noqa: E402
+                          MissingColumnError, NotFittedError, UnknownLabelError)
+from .core.task import Task  # noqa: E402
+
+
+def tasks() -> dict[str, type]:
+    """All registered task classes by task name."""
+    from .core.registry import discover
+
+    return discover()
+
+
+def __getattr__(name: str):
+    for cls in tasks().values():
+        if cls.__name__ == name:
+            return cls
+    raise AttributeError(f"module 'edu_flash' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + [c.__name__ for c in tasks().values()])

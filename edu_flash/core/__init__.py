@@ -1,0 +1,1 @@
+"""The shared layer: task contract, trainer, data, checkpoints, cards, registry, metrics, errors."""

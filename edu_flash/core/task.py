@@ -1,0 +1,211 @@
+"""The task contract every edu-flash task follows (KerasHub-style task = backbone + data adapter
++ head; scikit-learn-style: the constructor only stores hyperparameters, `finetune` returns self).
+
+The base class owns everything that is the same for all tasks: hyperparameter validation, reading
+data, running the shared trainer, config.json, atomic saves, loading, and the model card. A task
+class declares `task_name`, `hparams_cls`, `backbones`, `card_text` and implements the hooks below.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from . import card as cardlib
+from .data import Table, read_table
+from .errors import CheckpointError, ConfigError, NotFittedError
+from .hparams import PRECISIONS, STRATEGIES, HParams
+from .io import atomic_folder, read_json, write_json
+from .registry import Backbone, register_task
+
+CONFIG_VERSION = 1
+
+
+class Task:
+    task_name: ClassVar[str] = ""
+    hparams_cls: ClassVar[type[HParams]] = HParams
+    backbones: ClassVar[dict[str, Backbone]] = {}
+    default_backbone: ClassVar[str] = ""
+    card_text: ClassVar[cardlib.CardText | None] = None
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        register_task(cls)
+
+    def __init__(self, backbone: str | None = None, **hparams):
+        self.backbone = backbone or self.default_backbone
+        self.hparams = self.hparams_cls(**hparams)
+        self.model = None        # learned weights: an nn.Module or a fitted classical model
+        self.state: dict = {}    # learned non-weight state (label ranges, column names, ...), JSON only
+        self.card = cardlib.CardData(task=self.task_name, backbone=self.backbone)
+        self.last_train_report = None
+
+    # ------------------------------------------------------------------ discovery
+    @classmethod
+    def available_backbones(cls) -> list[str]:
+        return list(cls.backbones)
+
+    def backbone_spec(self) -> Backbone:
+        """A registered name, or else a Hugging Face folder / hub id trained by the torch engine."""
+        return self.backbones.get(self.backbone) or Backbone(self.backbone, "torch", self.backbone)
+
+    def get_params(self) -> dict:
+        return {"backbone": self.backbone, **self.hparams.to_dict()}
+
+    def __repr__(self) -> str:
+        fitted = "trained" if self.model is not None else "untrained"
+        return f"{type(self).__name__}(backbone={self.backbone!r}, {fitted})"
+
+    # ------------------------------------------------------------------ hooks a task implements
+    def _prepare(self, train: Table, val: Table | None, **data_kwargs) -> Any:
+        """Validate data (raising DataError before anything runs), fit non-weight state, return
+        whatever `_fit_classical` / `_train_job` need."""
+        raise NotImplementedError
+
+    def _train_job(self, prepared: Any):
+        """Build (or reuse) the torch model and return a core.trainer.TrainJob."""
+        raise NotImplementedError
+
+    def _fit_classical(self, prepared: Any) -> None:
+        raise NotImplementedError
+
+    def _save_weights(self, folder: Path) -> dict:
+        """Write weights (+ tokenizer etc.) into folder; return JSON extras for config.json."""
+        raise NotImplementedError
+
+    def _load_weights(self, folder: Path, config: dict) -> None:
+        raise NotImplementedError
+
+    def _describe_data(self, prepared: Any) -> dict:
+        return {}
+
+    # ------------------------------------------------------------------ training
+    def finetune(self, data, val=None, *, devices: int = 1, strategy: str = "auto", resume: bool = False,
+                 run_dir: str | os.PathLike | None = None, progress: bool | None = None, **kwargs):
+        """Train on `data` (path, DataFrame, datasets.Dataset or list of dicts); returns self.
+
+        Keyword arguments that name hyperparameters override them for this and later runs; the rest
+        go to the task's data adapter (column names, score ranges, ...).
+        """
+        hp_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in self.hparams_cls.names()}
+        if "precision" in hp_kw:
+            hp_kw["precision"] = str(hp_kw["precision"])
+        hp = self.hparams.replace(**hp_kw)
+        if not isinstance(devices, int) or isinstance(devices, bool) or devices < 1:
+            raise ConfigError(f"devices must be a positive int, got {devices!r}")
+        if strategy not in STRATEGIES:
+            raise ConfigError(f"strategy {strategy!r} is not one of {list(STRATEGIES)}")
+        spec = self.backbone_spec()
+        if devices > 1 and spec.engine != "torch":
+            raise ConfigError(f"backbone {self.backbone!r} is a classical model: it trains in one process, "
+                              "use devices=1")
+        train = read_table(data, name="train")
+        val_t = read_table(val, name="val", split="validation") if val is not None else None
+        prepared = self._prepare(train, val_t, **kwargs)
+        self.hparams = hp
+        from .seed import seed_everything
+
+        seed_everything(hp.seed)
+        t0 = time.perf_counter()
+        if spec.engine == "torch":
+            from .trainer import Trainer
+
+            job = self._train_job(prepared)
+            run_dir = Path(run_dir) if run_dir is not None else Path("runs") / self.task_name
+            report = Trainer(hp, run_dir=run_dir, devices=devices, strategy=strategy, resume=resume,
+                             progress=progress).fit(job)
+            self.model = job.model
+            self.last_train_report = report
+            procedure = {"engine": "edu-flash trainer (accelerate)", "hardware": report.hardware,
+                         "precision": report.precision, "strategy": report.strategy,
+                         "devices": report.world_size, "batch size per device": report.per_device_batch_size,
+                         "epochs": report.epochs, "optimizer steps": report.steps,
+                         "stopped early": report.stopped_early, "final train loss": report.final_train_loss,
+                         "wall time (s)": round(report.wall_time_s, 1)}
+            if report.monitor and report.best_metric is not None:
+                procedure[f"best validation {report.monitor}"] = report.best_metric
+        else:
+            from .trainer import hardware_name
+            import torch
+
+            self._fit_classical(prepared)
+            procedure = {"engine": "scikit-learn (in-process)", "hardware": hardware_name(torch.device("cpu")),
+                         "wall time (s)": round(time.perf_counter() - t0, 1)}
+        self.card.backbone = self.backbone
+        self.card.base_model = spec.name if spec.engine == "torch" else None
+        self.card.training_data = self._describe_data(prepared)
+        self.card.datasets = [train.source]
+        self.card.hyperparameters = hp.to_dict()
+        self.card.procedure = procedure
+        return self
+
+    def _require_fitted(self):
+        if self.model is None:
+            raise NotFittedError(f"{type(self).__name__} has no trained model yet: call finetune(...) "
+                                 "or load one with from_pretrained(folder)")
+
+    # ------------------------------------------------------------------ persistence
+    def config(self) -> dict:
+        import edu_flash
+
+        return {"edu_flash_version": edu_flash.__version__, "config_version": CONFIG_VERSION,
+                "task": self.task_name, "task_class": type(self).__name__, "backbone": self.backbone,
+                "engine": self.backbone_spec().engine, "hparams": self.hparams.to_dict(), "state": self.state,
+                "card": self.card.to_dict()}
+
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """config.json + weights (safetensors) + README.md card, written atomically."""
+        self._require_fitted()
+        folder = Path(folder)
+        with atomic_folder(folder) as tmp:
+            cfg = self.config()
+            cfg["weights"] = self._save_weights(tmp)
+            write_json(tmp / "config.json", cfg)
+            (tmp / "README.md").write_text(self.model_card(folder=str(folder)), encoding="utf-8")
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, **hparam_overrides):
+        """Load a saved folder (or a hub id, downloaded only when asked for one).
+
+        Called on the base class, it returns the task class named in config.json.
+        """
+        folder = Path(path)
+        if not folder.exists():
+            if os.path.isabs(str(path)) or str(path).startswith(".") or str(path).count("/") != 1:
+                raise CheckpointError(f"model folder {str(path)!r} does not exist")
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(str(path)))
+        cfg_path = folder / "config.json"
+        if not cfg_path.exists():
+            raise CheckpointError(f"{folder} has no config.json: not an edu-flash model folder")
+        cfg = migrate_config(read_json(cfg_path), cfg_path)
+        if cls.task_name and cfg["task"] != cls.task_name:
+            raise CheckpointError(f"{folder} holds a {cfg['task_class']} ({cfg['task']!r}), not a {cls.__name__}")
+        if not cls.task_name:
+            from .registry import get_task
+
+            cls = get_task(cfg["task"])
+        obj = cls(backbone=cfg["backbone"], **{**cfg["hparams"], **hparam_overrides})
+        obj.state = cfg.get("state", {})
+        obj.card = cardlib.CardData.from_dict(cfg.get("card"))
+        obj._load_weights(folder, cfg)
+        return obj
+
+    def model_card(self, folder: str | None = None) -> str:
+        name = Path(folder).name if folder else f"{self.task_name}-{Path(str(self.backbone)).name}"
+        return cardlib.render(self.card_text, self.card, model_name=name, folder=folder or "path/to/model",
+                              cls_name=type(self).__name__)
+
+
+def migrate_config(cfg: dict, where) -> dict:
+    """Bring an older config.json up to CONFIG_VERSION (none older exists yet)."""
+    v = cfg.get("config_version")
+    if v is None or not isinstance(v, int):
+        raise CheckpointError(f"{where}: missing config_version; not an edu-flash config")
+    if v > CONFIG_VERSION:
+        raise CheckpointError(f"{where}: config_version {v} is newer than this edu-flash understands "
+                              f"({CONFIG_VERSION}); upgrade edu-flash")
+    return cfg

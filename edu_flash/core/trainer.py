@@ -1,0 +1,266 @@
+"""The one training loop every torch task uses, on accelerate.
+
+A task hands over a `TrainJob` (model, examples, collate, loss, optional validation); the trainer
+owns devices, precision, optimizer and schedule, gradient accumulation and clipping, early
+stopping, checkpoints with exact resume, progress and metric logs.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from . import checkpoint
+from .errors import ConfigError
+from .hparams import PRECISIONS, STRATEGIES, TrainHParams
+from .logger import MetricsLogger
+
+
+@dataclass
+class TrainJob:
+    """What a task gives the trainer. `loss(model, batch)` returns a scalar tensor;
+    `validate(model)` returns metrics (run on every rank, under eval mode and no grad)."""
+
+    model: Any
+    train: Sequence[Any]
+    collate: Callable[[list], dict]
+    loss: Callable[[Any, dict], Any]
+    lengths: Sequence[int] | None = None
+    validate: Callable[[Any], dict] | None = None
+    monitor: str | None = None
+    mode: str = "max"
+
+
+@dataclass
+class TrainReport:
+    """What happened, for the model card and the caller."""
+
+    epochs: int = 0
+    steps: int = 0
+    wall_time_s: float = 0.0
+    examples_per_s: float = 0.0
+    final_train_loss: float | None = None
+    best_metric: float | None = None
+    monitor: str | None = None
+    stopped_early: bool = False
+    resumed_from: str | None = None
+    history: list[dict] = field(default_factory=list)
+    precision: str = "32"
+    strategy: str = "auto"
+    world_size: int = 1
+    per_device_batch_size: int = 0
+    hardware: str = ""
+
+
+def hardware_name(device) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__})"
+
+
+def batch_plan(n: int, global_batch: int, *, seed: int, epoch: int, lengths: Sequence[int] | None,
+               shuffle: bool = True) -> list[list[int]]:
+    """Global batches of example indices for one epoch, identical on every rank.
+
+    With lengths, examples are grouped by length inside shuffled mega-batches (50 batches) so each
+    batch pads little, while the batch order stays random (like HF's group_by_length).
+    """
+    import torch
+
+    g = torch.Generator().manual_seed(seed * 100003 + epoch)
+    order = torch.randperm(n, generator=g).tolist() if shuffle else list(range(n))
+    if lengths is not None:
+        mega = global_batch * 50
+        order = [i for s in range(0, n, mega)
+                 for i in sorted(order[s:s + mega], key=lambda j: -lengths[j])]
+    batches = [order[s:s + global_batch] for s in range(0, n, global_batch)]
+    if lengths is not None and shuffle:
+        perm = torch.randperm(len(batches), generator=g).tolist()
+        batches = [batches[i] for i in perm]
+    return batches
+
+
+def _accelerator(precision: str, strategy: str):
+    import torch
+    from accelerate import Accelerator
+
+    cuda = torch.cuda.is_available()
+    if precision == "16-mixed" and not cuda:
+        raise ConfigError("precision='16-mixed' needs a CUDA GPU; on CPU use 'bf16-mixed' or '32'")
+    mp = {"32": "no", "bf16-mixed": "bf16", "16-mixed": "fp16", "bf16-true": "no"}[precision]
+    # cpu=True on a CPU-only machine: a plain Accelerator() under torchrun would not go distributed.
+    return Accelerator(cpu=not cuda, mixed_precision=mp)
+
+
+class Trainer:
+    def __init__(self, hp: TrainHParams, *, run_dir: str | os.PathLike, devices: int = 1,
+                 strategy: str = "auto", resume: bool = False, progress: bool | None = None,
+                 log: bool = True):
+        if hp.precision not in PRECISIONS:
+            raise ConfigError(f"precision {hp.precision!r} is not one of {list(PRECISIONS)}")
+        if strategy not in STRATEGIES:
+            raise ConfigError(f"strategy {strategy!r} is not one of {list(STRATEGIES)}")
+        if not isinstance(hp.batch_size, int):
+            raise ConfigError("batch_size='auto' must be resolved before training starts")
+        self.hp, self.run_dir, self.devices, self.strategy = hp, Path(run_dir), devices, strategy
+        self.resume, self.log = resume, log
+        self.checkpoints = log  # epoch-end (and every `checkpoint_every` steps) checkpoints in run_dir
+        self.progress = sys.stderr.isatty() if progress is None else progress
+
+    def fit(self, job: TrainJob) -> TrainReport:
+        import torch
+        from transformers import get_scheduler
+
+        hp = self.hp
+        acc = _accelerator(hp.precision, self.strategy)
+        rank, world, main = acc.process_index, acc.num_processes, acc.is_main_process
+        model = job.model
+        if hp.precision == "bf16-true":
+            model = model.to(torch.bfloat16)
+        optimizer = torch.optim.AdamW(_param_groups(model, hp.weight_decay), lr=hp.lr)
+        global_batch = hp.batch_size * world
+        n_batches = math.ceil(len(job.train) / global_batch)
+        steps_per_epoch = math.ceil(n_batches / hp.grad_accum)
+        total = min(hp.max_steps or 10**12, steps_per_epoch * hp.max_epochs)
+        scheduler = get_scheduler(hp.scheduler, optimizer, num_warmup_steps=int(hp.warmup_ratio * total),
+                                  num_training_steps=total)
+        model, optimizer = acc.prepare(model, optimizer)
+        raw = acc.unwrap_model(model)
+        logger = MetricsLogger(self.run_dir, enabled=self.log and main)
+        report = TrainReport(precision=hp.precision, strategy=self.strategy, world_size=world,
+                             per_device_batch_size=hp.batch_size, hardware=hardware_name(acc.device),
+                             monitor=job.monitor)
+        prog = {"epoch": 0, "batch": 0, "step": 0, "best": None, "bad_epochs": 0, "history": [],
+                "examples": 0, "train_time": 0.0}
+        best_state = None
+        if self.resume:
+            ck = checkpoint.latest(self.run_dir)
+            if ck is not None:
+                prog, best_state = checkpoint.load(ck, model=raw, optimizer=optimizer, scheduler=scheduler,
+                                                   rank=rank)
+                report.resumed_from = str(ck)
+        sign = 1 if job.mode == "max" else -1
+        bar = None
+        if self.progress and main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, initial=prog["step"], desc="train", unit="step", dynamic_ncols=True)
+        t_start, loss_sum, loss_n, done = time.perf_counter(), 0.0, 0, prog["step"] >= total
+        examples0, train_time0 = prog["examples"], prog["train_time"]
+        try:
+            while prog["epoch"] < hp.max_epochs and not done:
+                epoch = prog["epoch"]
+                batches = batch_plan(len(job.train), global_batch, seed=hp.seed, epoch=epoch,
+                                     lengths=job.lengths if hp.group_by_length else None)
+                model.train()
+                for b in range(prog["batch"], len(batches)):
+                    mine = batches[b][rank * hp.batch_size:(rank + 1) * hp.batch_size] or batches[b][:1]
+                    batch = _to_device(job.collate([job.train[i] for i in mine]), acc.device)
+                    sync = (b + 1) % hp.grad_accum == 0 or b + 1 == len(batches)
+                    with (contextlib.nullcontext() if sync else acc.no_sync(model)), acc.autocast():
+                        loss = job.loss(model, batch)
+                    acc.backward(loss / hp.grad_accum)
+                    loss_sum, loss_n = loss_sum + float(loss.detach()), loss_n + 1
+                    prog["examples"] += len(batches[b])
+                    if not sync:
+                        continue
+                    if hp.clip_norm:
+                        acc.clip_grad_norm_(model.parameters(), hp.clip_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    prog["step"] += 1
+                    prog["batch"] = b + 1
+                    train_loss = loss_sum / loss_n
+                    report.final_train_loss = train_loss
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{train_loss:.4f}", epoch=epoch)
+                    logger.log({"train_loss": train_loss, "lr": scheduler.get_last_lr()[0]},
+                               step=prog["step"], epoch=epoch)
+                    loss_sum, loss_n = 0.0, 0
+                    done = prog["step"] >= total
+                    if (self.checkpoints and hp.checkpoint_every and prog["step"] % hp.checkpoint_every == 0
+                            and not done and b + 1 < len(batches)):
+                        self._checkpoint(acc, raw, optimizer, scheduler, prog, best_state, t_start, train_time0)
+                    if done:
+                        break
+                if prog["batch"] >= len(batches):
+                    prog["epoch"], prog["batch"] = epoch + 1, 0
+                if job.validate is not None and (prog["batch"] == 0 or done):
+                    metrics = _validate(job, model)
+                    prog["history"].append({"epoch": epoch + 1, "step": prog["step"], **metrics})
+                    logger.log({f"val_{k}": v for k, v in metrics.items()}, step=prog["step"], epoch=epoch)
+                    cur = metrics.get(job.monitor) if job.monitor else None
+                    if cur is not None and cur == cur:
+                        if prog["best"] is None or sign * (cur - prog["best"]) > 0:
+                            prog["best"], prog["bad_epochs"] = cur, 0
+                            best_state = {k: v.detach().cpu().clone() for k, v in raw.state_dict().items()}
+                        else:
+                            prog["bad_epochs"] += 1
+                            if hp.patience is not None and prog["bad_epochs"] >= hp.patience:
+                                report.stopped_early, done = True, True
+                if self.checkpoints:
+                    self._checkpoint(acc, raw, optimizer, scheduler, prog, best_state, t_start, train_time0)
+        finally:
+            if bar is not None:
+                bar.close()
+            logger.close()
+        if best_state is not None:
+            raw.load_state_dict(best_state)
+        report.steps, report.epochs = prog["step"], prog["epoch"]
+        report.best_metric, report.history = prog["best"], prog["history"]
+        report.wall_time_s = train_time0 + (time.perf_counter() - t_start)
+        report.examples_per_s = (prog["examples"] - examples0) / max(time.perf_counter() - t_start, 1e-9)
+        acc.wait_for_everyone()
+        # Drop accelerate's autocast wrapper on forward: the returned model predicts in full precision.
+        job.model = acc.unwrap_model(model, keep_fp32_wrapper=False)
+        return report
+
+    def _checkpoint(self, acc, raw, optimizer, scheduler, prog, best_state, t_start, train_time0):
+        prog["train_time"] = train_time0 + (time.perf_counter() - t_start)
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            state = {k: v.detach().cpu() for k, v in raw.state_dict().items()}
+            checkpoint.save(self.run_dir, step=prog["step"], model_state=state, optimizer=optimizer,
+                            scheduler=scheduler, progress=prog, best_state=best_state, rank=0)
+        acc.wait_for_everyone()
+
+
+def _validate(job: TrainJob, model) -> dict:
+    import torch
+
+    model.eval()
+    with torch.inference_mode():
+        metrics = job.validate(model)
+    model.train()
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+def _param_groups(model, weight_decay: float):
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "norm" in n.lower() else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _to_device(batch, device):
+    import torch
+
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch

@@ -1,0 +1,4 @@
+"""Essay scoring task."""
+from .task import EssayHParams, EssayScorer
+
+__all__ = ["EssayScorer", "EssayHParams"]
