@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
+# Only hub dataset ids belong in the metadata; local paths and in-memory tables stay in the prose.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @dataclass
@@ -57,6 +60,13 @@ class CardData:
         self.evaluations.append({"dataset": dataset, "split": split, "metrics": metrics, "tables": tables or {}})
 
 
+def _is_hub_dataset(name) -> bool:
+    import os
+
+    return bool(name and _HUB_ID.match(name) and not os.path.exists(name)
+                and not name.lower().endswith((".csv", ".tsv", ".jsonl", ".json", ".parquet")))
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return "n/a" if v != v else f"{v:.4g}"
@@ -87,7 +97,7 @@ def _metadata(text: CardText, data: CardData, model_name: str) -> str:
     meta = ModelCardData(model_name=model_name, library_name="edu-flash", tags=["edu-flash", *text.tags],
                          base_model=data.base_model if data.base_model and "/" in data.base_model
                          and not data.base_model.startswith(("/", ".")) else None,
-                         datasets=[d for d in data.datasets if d] or None,
+                         datasets=[d for d in data.datasets if _is_hub_dataset(d)] or None,
                          eval_results=results or None)
     return meta.to_yaml()
 
@@ -103,7 +113,7 @@ def render(text: CardText, data: CardData, *, model_name: str, folder: str, cls_
 
 
 def _render(text: CardText, data: CardData, *, model_name: str, folder: str, cls_name: str) -> str:
-    s = [f"---\n{_metadata(text, data, model_name)}---\n", f"# {model_name}\n", text.summary + "\n",
+    s = [f"---\n{_metadata(text, data, model_name).rstrip()}\n---\n", f"# {model_name}\n", text.summary + "\n",
          f"- **Task:** {text.title} (`{cls_name}`, edu-flash)\n- **Backbone:** `{data.backbone}`\n"]
     s += ["## Intended use\n", text.intended_use + "\n", "## Out-of-scope use\n", text.out_of_scope + "\n"]
     s.append("## Training data\n")

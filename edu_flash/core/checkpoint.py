@@ -118,5 +118,5 @@ def load(path: Path, *, model, optimizer, scheduler, rank: int = 0) -> tuple[dic
                       meta["rng"])
         best = path / "best.safetensors"
         return meta["progress"], (load_file(str(best)) if best.exists() else None)
-    except (OSError, KeyError, ValueError, RuntimeError) as e:
+    except Exception as e:  # corrupt safetensors raise their own error type
         raise CheckpointError(f"cannot resume from checkpoint {path}: {e}") from e

@@ -25,8 +25,11 @@ class Table:
     df: Any
     source: str
     header_lines: int = 0  # lines before the first data row in a text file (csv header = 1); -1: no lines
+    row_lines: list[int] | None = None  # first line of each row, when quoted fields span several lines
 
     def where(self, i: int) -> dict:
+        if self.row_lines is not None:
+            return {"source": self.source, "row": i + 1, "line": self.row_lines[i]}
         line = i + 1 + self.header_lines if self.header_lines >= 0 else None
         return {"source": self.source, "row": i + 1, "line": line}
 
@@ -80,10 +83,10 @@ def read_path(path: str | os.PathLike, *, encoding: str | None = None) -> Table:
             kw = dict(sep="\t", quoting=csv.QUOTE_NONE) if fmt == "tsv" else dict(sep=",")
             df = _read_text(p, lambda enc: pd.read_csv(p, encoding=enc, keep_default_na=True, **kw), encoding)
             if fmt == "tsv":
-                for c in df.columns[df.dtypes == object]:
+                for c in _text_columns(df):
                     df[c] = df[c].map(lambda v: v[1:-1] if isinstance(v, str) and len(v) > 1
                                       and v[0] == v[-1] == '"' else v)
-            return Table(df, str(p), header_lines=1)
+            return Table(df, str(p), header_lines=1, row_lines=_row_lines(p, df, fmt, encoding))
         if fmt == "jsonl":
             return Table(_read_text(p, lambda enc: pd.read_json(p, lines=True, encoding=enc, dtype=False),
                                     encoding), str(p), header_lines=0)
@@ -93,6 +96,32 @@ def read_path(path: str | os.PathLike, *, encoding: str | None = None) -> Table:
         raise
     except Exception as e:  # pandas/pyarrow parse errors carry their own line info
         raise DataError(f"cannot read as {fmt}: {e}", source=str(p)) from e
+
+
+def _text_columns(df) -> list:
+    """Columns holding strings (object dtype in pandas 2, the str dtype in pandas 3)."""
+    import pandas as pd
+
+    return [c for c in df.columns if df[c].dtype == object or pd.api.types.is_string_dtype(df[c].dtype)]
+
+
+def _row_lines(path: Path, df, fmt: str, encoding: str | None) -> list[int] | None:
+    """Line numbers per row, computed only when some quoted csv field holds a newline."""
+    if fmt != "csv" or not any(df[c].astype(str).str.contains("\n", regex=False).any()
+                               for c in _text_columns(df)):
+        return None
+    for enc in [encoding] if encoding else ["utf-8", "cp1252", "latin-1"]:
+        try:
+            with open(path, newline="", encoding=enc) as fh:
+                reader, starts, prev = csv.reader(fh), [], 0
+                for k, _ in enumerate(reader):
+                    if k:  # skip the header
+                        starts.append(prev + 1)
+                    prev = reader.line_num
+            return starts if len(starts) == len(df) else None
+        except UnicodeDecodeError:
+            continue
+    return None
 
 
 def read_table(data: Any, *, name: str = "data", split: str = "train") -> Table:

@@ -35,7 +35,7 @@ class Task:
 
     def __init__(self, backbone: str | None = None, **hparams):
         self.backbone = backbone or self.default_backbone
-        self.hparams = self.hparams_cls(**hparams)
+        self.hparams = self.hparams_cls.from_dict(hparams)  # unknown names -> ConfigError listing valid ones
         self.model = None        # learned weights: an nn.Module or a fitted classical model
         self.state: dict = {}    # learned non-weight state (label ranges, column names, ...), JSON only
         self.card = cardlib.CardData(task=self.task_name, backbone=self.backbone)
@@ -82,11 +82,13 @@ class Task:
 
     # ------------------------------------------------------------------ training
     def finetune(self, data, val=None, *, devices: int = 1, strategy: str = "auto", resume: bool = False,
-                 run_dir: str | os.PathLike | None = None, progress: bool | None = None, **kwargs):
+                 run_dir: str | os.PathLike | None = None, progress: bool | None = None,
+                 max_memory: int | str | None = None, **kwargs):
         """Train on `data` (path, DataFrame, datasets.Dataset or list of dicts); returns self.
 
         Keyword arguments that name hyperparameters override them for this and later runs; the rest
-        go to the task's data adapter (column names, score ranges, ...).
+        go to the task's data adapter (column names, score ranges, ...). `devices=N` starts N worker
+        processes (under torchrun: trains as this rank); `max_memory` bounds `batch_size="auto"`.
         """
         hp_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in self.hparams_cls.names()}
         if "precision" in hp_kw:
@@ -100,6 +102,11 @@ class Task:
         if devices > 1 and spec.engine != "torch":
             raise ConfigError(f"backbone {self.backbone!r} is a classical model: it trains in one process, "
                               "use devices=1")
+        if spec.engine == "torch":  # precision/strategy/batch errors before any data is read or model built
+            from .trainer import check_config
+
+            check_config(hp, strategy, max_memory)
+        self._check_data_kwargs(kwargs)
         train = read_table(data, name="train")
         val_t = read_table(val, name="val", split="validation") if val is not None else None
         prepared = self._prepare(train, val_t, **kwargs)
@@ -108,13 +115,18 @@ class Task:
 
         seed_everything(hp.seed)
         t0 = time.perf_counter()
+        run_dir = Path(run_dir) if run_dir is not None else Path("runs") / self.task_name
+        from .launch import spawn_finetune, under_launcher
+
+        if spec.engine == "torch" and devices > 1 and not under_launcher():  # data checked above, then spawn
+            return spawn_finetune(self, data, val, hp=hp, devices=devices, strategy=strategy, resume=resume,
+                                  run_dir=run_dir, progress=progress, max_memory=max_memory, data_kwargs=kwargs)
         if spec.engine == "torch":
             from .trainer import Trainer
 
             job = self._train_job(prepared)
-            run_dir = Path(run_dir) if run_dir is not None else Path("runs") / self.task_name
             report = Trainer(hp, run_dir=run_dir, devices=devices, strategy=strategy, resume=resume,
-                             progress=progress).fit(job)
+                             progress=progress, max_memory=max_memory).fit(job)
             self.model = job.model
             self.last_train_report = report
             procedure = {"engine": "edu-flash trainer (accelerate)", "hardware": report.hardware,
@@ -125,6 +137,7 @@ class Task:
                          "wall time (s)": round(report.wall_time_s, 1)}
             if report.monitor and report.best_metric is not None:
                 procedure[f"best validation {report.monitor}"] = report.best_metric
+            procedure.update(report.extra)
         else:
             from .trainer import hardware_name
             import torch
@@ -139,6 +152,19 @@ class Task:
         self.card.hyperparameters = hp.to_dict()
         self.card.procedure = procedure
         return self
+
+    def _check_data_kwargs(self, kwargs: dict) -> None:
+        """A misspelt keyword must fail with the valid names, not as a TypeError deep inside."""
+        import inspect
+
+        params = inspect.signature(self._prepare).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return
+        data_args = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY]
+        unknown = sorted(set(kwargs) - set(data_args))
+        if unknown:
+            raise ConfigError(f"unknown finetune argument(s) {unknown}; hyperparameters: "
+                              f"{self.hparams_cls.names()}; data arguments: {data_args}")
 
     def _require_fitted(self):
         if self.model is None:

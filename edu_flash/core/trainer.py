@@ -3,10 +3,17 @@
 A task hands over a `TrainJob` (model, examples, collate, loss, optional validation); the trainer
 owns devices, precision, optimizer and schedule, gradient accumulation and clipping, early
 stopping, checkpoints with exact resume, progress and metric logs.
+
+In a distributed run (started by core.launch or by torchrun) every rank builds the same global
+batches and trains on its slice. DDP is accelerate's; FSDP2 is applied with torch's `fully_shard`
+(core.sharding), because accelerate ignores its FSDP plugin on CPU. `batch_size="auto"` is
+resolved here (core.batch_size), before the model is wrapped.
 """
 from __future__ import annotations
 
 import contextlib
+import copy
+import logging
 import math
 import os
 import platform
@@ -20,6 +27,8 @@ from . import checkpoint
 from .errors import ConfigError
 from .hparams import PRECISIONS, STRATEGIES, TrainHParams
 from .logger import MetricsLogger
+
+log = logging.getLogger("edu_flash.trainer")
 
 
 @dataclass
@@ -56,6 +65,7 @@ class TrainReport:
     world_size: int = 1
     per_device_batch_size: int = 0
     hardware: str = ""
+    extra: dict = field(default_factory=dict)  # more lines for the card's training procedure
 
 
 def hardware_name(device) -> str:
@@ -88,13 +98,34 @@ def batch_plan(n: int, global_batch: int, *, seed: int, epoch: int, lengths: Seq
     return batches
 
 
-def _accelerator(precision: str, strategy: str):
+def check_config(hp: TrainHParams, strategy: str, max_memory=None) -> None:
+    """What must stop a run before any data is read or any worker process is started."""
+    import torch
+
+    from .batch_size import parse_memory
+
+    if hp.precision not in PRECISIONS:
+        raise ConfigError(f"precision {hp.precision!r} is not one of {list(PRECISIONS)}")
+    if hp.precision == "16-mixed" and not torch.cuda.is_available():
+        raise ConfigError("precision='16-mixed' needs a CUDA GPU; on CPU use 'bf16-mixed' or '32'")
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"strategy {strategy!r} is not one of {list(STRATEGIES)}")
+    if not (isinstance(hp.batch_size, int) or hp.batch_size == "auto"):
+        raise ConfigError(f"batch_size must be a positive int or 'auto', got {hp.batch_size!r}")
+    if max_memory is not None:
+        parse_memory(max_memory)
+
+
+def _accelerator(precision: str):
     import torch
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
 
+    # accelerate keeps one state per process and refuses a second run with another precision;
+    # the process group (PartialState) is kept.
+    AcceleratorState._reset_state()
+    GradientState._reset_state()
     cuda = torch.cuda.is_available()
-    if precision == "16-mixed" and not cuda:
-        raise ConfigError("precision='16-mixed' needs a CUDA GPU; on CPU use 'bf16-mixed' or '32'")
     mp = {"32": "no", "bf16-mixed": "bf16", "16-mixed": "fp16", "bf16-true": "no"}[precision]
     # cpu=True on a CPU-only machine: a plain Accelerator() under torchrun would not go distributed.
     return Accelerator(cpu=not cuda, mixed_precision=mp)
@@ -103,15 +134,10 @@ def _accelerator(precision: str, strategy: str):
 class Trainer:
     def __init__(self, hp: TrainHParams, *, run_dir: str | os.PathLike, devices: int = 1,
                  strategy: str = "auto", resume: bool = False, progress: bool | None = None,
-                 log: bool = True):
-        if hp.precision not in PRECISIONS:
-            raise ConfigError(f"precision {hp.precision!r} is not one of {list(PRECISIONS)}")
-        if strategy not in STRATEGIES:
-            raise ConfigError(f"strategy {strategy!r} is not one of {list(STRATEGIES)}")
-        if not isinstance(hp.batch_size, int):
-            raise ConfigError("batch_size='auto' must be resolved before training starts")
+                 log: bool = True, max_memory: int | str | None = None):
+        check_config(hp, strategy, max_memory)
         self.hp, self.run_dir, self.devices, self.strategy = hp, Path(run_dir), devices, strategy
-        self.resume, self.log = resume, log
+        self.resume, self.log, self.max_memory = resume, log, max_memory
         self.checkpoints = log  # epoch-end (and every `checkpoint_every` steps) checkpoints in run_dir
         self.progress = sys.stderr.isatty() if progress is None else progress
 
@@ -120,32 +146,55 @@ class Trainer:
         from transformers import get_scheduler
 
         hp = self.hp
-        acc = _accelerator(hp.precision, self.strategy)
+        acc = _accelerator(hp.precision)
         rank, world, main = acc.process_index, acc.num_processes, acc.is_main_process
+        if self.devices > 1 and self.devices != world:
+            log.warning("devices=%d but the launcher started %d processes; training on %d", self.devices, world, world)
+        strategy = "single" if world == 1 else ("fsdp" if self.strategy == "fsdp" else "ddp")
         model = job.model
         if hp.precision == "bf16-true":
             model = model.to(torch.bfloat16)
-        optimizer = torch.optim.AdamW(_param_groups(model, hp.weight_decay), lr=hp.lr)
-        global_batch = hp.batch_size * world
+        report = TrainReport(precision=hp.precision, strategy=strategy, world_size=world,
+                             hardware=hardware_name(acc.device), monitor=job.monitor)
+        batch_size = hp.batch_size
+        if batch_size == "auto":
+            from .batch_size import find_batch_size
+
+            job.model = model.to(acc.device)
+            found = find_batch_size(job, precision=hp.precision, device=acc.device, world=world,
+                                    max_memory=self.max_memory)
+            # Every rank must use the same batch: take the smallest any rank found.
+            batch_size = int(acc.gather(torch.tensor([found.batch_size], device=acc.device)).min())
+            report.extra.update(found.card)
+        report.per_device_batch_size = batch_size
+        view = plain = None
+        if strategy == "fsdp":
+            from .sharding import CheckpointView, shard_model
+
+            plain = copy.deepcopy(model)  # the unsharded model handed back after training
+            model = shard_model(model, acc.device)
+            optimizer = torch.optim.AdamW(_param_groups(model, hp.weight_decay), lr=hp.lr)
+            optimizer = acc.prepare(optimizer)
+            view = CheckpointView(model, optimizer)
+        else:
+            optimizer = torch.optim.AdamW(_param_groups(model, hp.weight_decay), lr=hp.lr)
+            model, optimizer = acc.prepare(model, optimizer)
+        global_batch = batch_size * world
         n_batches = math.ceil(len(job.train) / global_batch)
         steps_per_epoch = math.ceil(n_batches / hp.grad_accum)
         total = min(hp.max_steps or 10**12, steps_per_epoch * hp.max_epochs)
-        scheduler = get_scheduler(hp.scheduler, optimizer, num_warmup_steps=int(hp.warmup_ratio * total),
+        scheduler = get_scheduler(hp.scheduler, optimizer.optimizer, num_warmup_steps=int(hp.warmup_ratio * total),
                                   num_training_steps=total)
-        model, optimizer = acc.prepare(model, optimizer)
-        raw = acc.unwrap_model(model)
+        raw = acc.unwrap_model(model) if view is None else model
         logger = MetricsLogger(self.run_dir, enabled=self.log and main)
-        report = TrainReport(precision=hp.precision, strategy=self.strategy, world_size=world,
-                             per_device_batch_size=hp.batch_size, hardware=hardware_name(acc.device),
-                             monitor=job.monitor)
         prog = {"epoch": 0, "batch": 0, "step": 0, "best": None, "bad_epochs": 0, "history": [],
                 "examples": 0, "train_time": 0.0}
         best_state = None
         if self.resume:
             ck = checkpoint.latest(self.run_dir)
             if ck is not None:
-                prog, best_state = checkpoint.load(ck, model=raw, optimizer=optimizer, scheduler=scheduler,
-                                                   rank=rank)
+                prog, best_state = checkpoint.load(ck, model=view or raw, scheduler=scheduler, rank=rank,
+                                                   optimizer=view.optimizer_view if view else optimizer)
                 report.resumed_from = str(ck)
         sign = 1 if job.mode == "max" else -1
         bar = None
@@ -155,6 +204,8 @@ class Trainer:
             bar = tqdm(total=total, initial=prog["step"], desc="train", unit="step", dynamic_ncols=True)
         t_start, loss_sum, loss_n, done = time.perf_counter(), 0.0, 0, prog["step"] >= total
         examples0, train_time0 = prog["examples"], prog["train_time"]
+        ckpt = (lambda: self._checkpoint(acc, raw, view, optimizer, scheduler, prog, best_state, t_start,
+                                         train_time0))  # reads best_state when called
         try:
             while prog["epoch"] < hp.max_epochs and not done:
                 epoch = prog["epoch"]
@@ -162,10 +213,14 @@ class Trainer:
                                      lengths=job.lengths if hp.group_by_length else None)
                 model.train()
                 for b in range(prog["batch"], len(batches)):
-                    mine = batches[b][rank * hp.batch_size:(rank + 1) * hp.batch_size] or batches[b][:1]
+                    # Each rank takes its slice of the global batch (a rank left empty by the last,
+                    # short batch repeats its first example, so collectives stay in step).
+                    mine = batches[b][rank * batch_size:(rank + 1) * batch_size] or batches[b][:1]
                     batch = _to_device(job.collate([job.train[i] for i in mine]), acc.device)
                     sync = (b + 1) % hp.grad_accum == 0 or b + 1 == len(batches)
-                    with (contextlib.nullcontext() if sync else acc.no_sync(model)), acc.autocast():
+                    if view is not None:
+                        model.set_requires_gradient_sync(sync)
+                    with (contextlib.nullcontext() if sync or view else acc.no_sync(model)), acc.autocast():
                         loss = job.loss(model, batch)
                     acc.backward(loss / hp.grad_accum)
                     loss_sum, loss_n = loss_sum + float(loss.detach()), loss_n + 1
@@ -190,7 +245,7 @@ class Trainer:
                     done = prog["step"] >= total
                     if (self.checkpoints and hp.checkpoint_every and prog["step"] % hp.checkpoint_every == 0
                             and not done and b + 1 < len(batches)):
-                        self._checkpoint(acc, raw, optimizer, scheduler, prog, best_state, t_start, train_time0)
+                        ckpt()
                     if done:
                         break
                 if prog["batch"] >= len(batches):
@@ -203,36 +258,53 @@ class Trainer:
                     if cur is not None and cur == cur:
                         if prog["best"] is None or sign * (cur - prog["best"]) > 0:
                             prog["best"], prog["bad_epochs"] = cur, 0
-                            best_state = {k: v.detach().cpu().clone() for k, v in raw.state_dict().items()}
+                            best_state = _full_state(raw, view)
                         else:
                             prog["bad_epochs"] += 1
                             if hp.patience is not None and prog["bad_epochs"] >= hp.patience:
                                 report.stopped_early, done = True, True
                 if self.checkpoints:
-                    self._checkpoint(acc, raw, optimizer, scheduler, prog, best_state, t_start, train_time0)
+                    ckpt()
         finally:
             if bar is not None:
                 bar.close()
             logger.close()
-        if best_state is not None:
-            raw.load_state_dict(best_state)
+        if view is not None:  # hand back a plain model holding the full (best or last) weights
+            plain.load_state_dict(best_state if best_state is not None else _full_state(raw, view))
+            job.model = plain.to(acc.device)
+        else:
+            if best_state is not None:
+                raw.load_state_dict(best_state)
+            # Drop accelerate's autocast wrapper on forward: the returned model predicts in full precision.
+            job.model = acc.unwrap_model(model, keep_fp32_wrapper=False)
         report.steps, report.epochs = prog["step"], prog["epoch"]
         report.best_metric, report.history = prog["best"], prog["history"]
         report.wall_time_s = train_time0 + (time.perf_counter() - t_start)
         report.examples_per_s = (prog["examples"] - examples0) / max(time.perf_counter() - t_start, 1e-9)
         acc.wait_for_everyone()
-        # Drop accelerate's autocast wrapper on forward: the returned model predicts in full precision.
-        job.model = acc.unwrap_model(model, keep_fp32_wrapper=False)
         return report
 
-    def _checkpoint(self, acc, raw, optimizer, scheduler, prog, best_state, t_start, train_time0):
+    def _checkpoint(self, acc, raw, view, optimizer, scheduler, prog, best_state, t_start, train_time0):
         prog["train_time"] = train_time0 + (time.perf_counter() - t_start)
         acc.wait_for_everyone()
+        if view is not None:
+            state = view.gather()  # collective; the full state lands on rank 0
+        else:
+            state = {k: v.detach().cpu() for k, v in raw.state_dict().items()} if acc.is_main_process else {}
         if acc.is_main_process:
-            state = {k: v.detach().cpu() for k, v in raw.state_dict().items()}
-            checkpoint.save(self.run_dir, step=prog["step"], model_state=state, optimizer=optimizer,
-                            scheduler=scheduler, progress=prog, best_state=best_state, rank=0)
+            checkpoint.save(self.run_dir, step=prog["step"], model_state=state, scheduler=scheduler,
+                            optimizer=view.optimizer_view if view is not None else optimizer,
+                            progress=prog, best_state=best_state, rank=0)
         acc.wait_for_everyone()
+
+
+def _full_state(raw, view) -> dict:
+    """A CPU copy of the full weights on every rank (gathered from the shards under FSDP)."""
+    if view is not None:
+        from .sharding import full_state_dict
+
+        return full_state_dict(raw)
+    return {k: v.detach().cpu().clone() for k, v in raw.state_dict().items()}
 
 
 def _validate(job: TrainJob, model) -> dict:

