@@ -36,9 +36,10 @@ def test_predict_from_a_file_path_and_renamed_columns(trained, tmp_path):
     s, test = trained.scorer, trained.test
     p = tmp_path / "new.jsonl"
     test.rename(columns={"essay": "body", "prompt": "pid"}).to_json(p, orient="records", lines=True)
-    # a pathlib.Path is a file to read; a plain str is always one essay
+    # a Path, or a str naming an existing data file, is read as a file; any other str is one essay
     assert s.predict(p, text_column="body", prompt_column="pid") == s.predict(test)
-    assert isinstance(s.predict(str(p), prompt="1"), float)
+    assert s.predict(str(p), text_column="body", prompt_column="pid") == s.predict(test)
+    assert isinstance(s.predict(str(tmp_path / "missing.jsonl"), prompt="1"), float)
 
 
 def test_multi_prompt_model_needs_a_prompt(trained):

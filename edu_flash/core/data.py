@@ -84,8 +84,7 @@ def read_path(path: str | os.PathLike, *, encoding: str | None = None) -> Table:
             df = _read_text(p, lambda enc: pd.read_csv(p, encoding=enc, keep_default_na=True, **kw), encoding)
             if fmt == "tsv":
                 for c in _text_columns(df):
-                    df[c] = df[c].map(lambda v: v[1:-1] if isinstance(v, str) and len(v) > 1
-                                      and v[0] == v[-1] == '"' else v)
+                    df[c] = df[c].map(_unquote)
             return Table(df, str(p), header_lines=1, row_lines=_row_lines(p, df, fmt, encoding))
         if fmt == "jsonl":
             return Table(_read_text(p, lambda enc: pd.read_json(p, lines=True, encoding=enc, dtype=False),
@@ -96,6 +95,13 @@ def read_path(path: str | os.PathLike, *, encoding: str | None = None) -> Table:
         raise
     except Exception as e:  # pandas/pyarrow parse errors carry their own line info
         raise DataError(f"cannot read as {fmt}: {e}", source=str(p)) from e
+
+
+def _unquote(v):
+    """A TSV field written by a csv library as "...""..." (quoted, with doubled quotes inside)."""
+    if isinstance(v, str) and len(v) > 1 and v[0] == v[-1] == '"':
+        return v[1:-1].replace('""', '"')
+    return v
 
 
 def _text_columns(df) -> list:

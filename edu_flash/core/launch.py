@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import os
 import shutil
+import signal
 import socket
 import tempfile
 from dataclasses import dataclass
@@ -100,7 +101,7 @@ def spawn_finetune(task, data, val, *, hp, devices: int, strategy: str, resume: 
             while not ctx.join():
                 pass
         except ProcessException as e:
-            raise _worker_error(e, handoff) from None
+            raise _worker_error(e, handoff, ctx.processes) from None
         except BaseException:  # KeyboardInterrupt in a notebook: take the workers down too
             for p in ctx.processes:
                 if p.is_alive():
@@ -119,20 +120,26 @@ def spawn_finetune(task, data, val, *, hp, devices: int, strategy: str, resume: 
         shutil.rmtree(handoff, ignore_errors=True)
 
 
-def _worker_error(e, handoff: Path) -> Exception:
-    """The caller's view of a failed worker: its own edu-flash error type if it raised one."""
-    rank = getattr(e, "error_index", "?")
+def _worker_error(e, handoff: Path, processes) -> Exception:
+    """The caller's view of a failed worker: its own edu-flash error type if it raised one; else
+    the worker that died without raising (a signal, os._exit, the out-of-memory killer), which is
+    the root cause even when a peer saw the broken connection and raised first."""
     for f in sorted(handoff.glob("error-rank*.json")):
         info = read_json(f)
         cls = getattr(errors, info.get("type", ""), None)
         if isinstance(cls, type) and issubclass(cls, errors.EduFlashError) and cls is not DistributedError:
             return cls(f"{info['message']} (in worker rank {info['rank']})")
+    died = [(i, p.exitcode) for i, p in enumerate(processes) if p.exitcode not in (None, 0, 1, -signal.SIGTERM)]
+    if died:
+        rank, code = died[0]
+        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        oom = " — often the kernel's out-of-memory killer: try a smaller batch_size" if code == -signal.SIGKILL else ""
+        return DistributedError(f"worker rank {rank} died ({how}{oom}); the other workers were stopped")
     from torch.multiprocessing import ProcessExitedException
 
-    if isinstance(e, ProcessExitedException):
-        how = f"signal {e.signal_name}" if getattr(e, "signal_name", None) else f"exit code {e.exit_code}"
-        return DistributedError(f"worker rank {rank} died ({how}); the other workers were stopped. "
-                                f"{_MAIN_GUARD_HINT if e.exit_code == 1 else ''}".strip())
+    rank = getattr(e, "error_index", "?")
+    if isinstance(e, ProcessExitedException) and e.exit_code == 1:  # exited before torch's wrapper ran
+        return DistributedError(f"worker rank {rank} exited while starting. {_MAIN_GUARD_HINT}")
     return DistributedError(f"worker rank {rank} failed; the other workers were stopped.\n{str(e).strip()}")
 
 

@@ -34,11 +34,17 @@ def shard_model(model, device):
 
 
 def full_state_dict(model) -> dict:
-    """The unsharded state dict on every rank, on CPU (collective: all ranks must call)."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    """The unsharded state dict on every rank, on CPU (collective: all ranks must call).
 
-    sd = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
-    return {k: v.detach().to("cpu", copy=True) for k, v in sd.items()}
+    One parameter is all-gathered at a time and moved to CPU at once, so a GPU never holds more
+    than its shards plus one full tensor."""
+    from torch.distributed.tensor import DTensor
+
+    out = {}
+    for k, v in model.state_dict().items():
+        full = v.full_tensor() if isinstance(v, DTensor) else v
+        out[k] = full.detach().to("cpu", copy=True)
+    return out
 
 
 def _fqns(model, optimizer) -> list[str]:

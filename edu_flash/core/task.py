@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from . import card as cardlib
 from .data import Table, read_table
 from .errors import CheckpointError, ConfigError, NotFittedError
-from .hparams import PRECISIONS, STRATEGIES, HParams
+from .hparams import STRATEGIES, HParams
 from .io import atomic_folder, read_json, write_json
 from .registry import Backbone, register_task
 

@@ -188,7 +188,7 @@ class Trainer:
         raw = acc.unwrap_model(model) if view is None else model
         logger = MetricsLogger(self.run_dir, enabled=self.log and main)
         prog = {"epoch": 0, "batch": 0, "step": 0, "best": None, "bad_epochs": 0, "history": [],
-                "examples": 0, "train_time": 0.0}
+                "examples": 0, "train_time": 0.0, "global_batch": global_batch}
         best_state = None
         if self.resume:
             ck = checkpoint.latest(self.run_dir)
@@ -196,6 +196,10 @@ class Trainer:
                 prog, best_state = checkpoint.load(ck, model=view or raw, scheduler=scheduler, rank=rank,
                                                    optimizer=view.optimizer_view if view else optimizer)
                 report.resumed_from = str(ck)
+                if prog.get("global_batch", global_batch) != global_batch:  # batch positions would not match
+                    raise ConfigError(f"{ck} was written with a global batch of {prog['global_batch']}, this run "
+                                      f"has {global_batch} ({world} x {batch_size}): resume with the same "
+                                      "batch_size and number of devices")
         sign = 1 if job.mode == "max" else -1
         bar = None
         if self.progress and main:
