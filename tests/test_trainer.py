@@ -322,3 +322,35 @@ def test_two_finetunes_with_different_precision_in_one_process(essays, tiny_enco
     s = EssayScorer(precision="32", **kw).finetune(data, text_column="essay", prompt_column="prompt",
                                                    run_dir=tmp_path / "b", progress=False)
     assert s.last_train_report.precision == "32"
+
+
+# ------------------------------------------------------------------------------------------- job-owned state
+def _ema_job():
+    """A toy job that keeps an exponential moving average of its weights, as diffusion tasks do."""
+    job = _toy_job(n=40)
+    ema = {k: v.detach().clone() for k, v in job.model.state_dict().items()}
+    calls = []
+
+    def after_step(model):
+        calls.append(1)
+        for k, v in model.state_dict().items():
+            ema[k].mul_(0.9).add_(v.detach(), alpha=0.1)
+
+    job.after_step = after_step
+    job.state_tensors = lambda: {f"ema.{k}": v for k, v in ema.items()}
+    job.load_state_tensors = lambda d: [ema[k[4:]].copy_(v) for k, v in d.items()]
+    return job, ema, calls
+
+
+def test_after_step_runs_once_per_optimizer_step_and_its_state_resumes_exactly(tmp_path):
+    job, ema_full, calls = _ema_job()
+    report = _fit(_hp(max_epochs=3, grad_accum=2), job, tmp_path / "full")
+    assert len(calls) == report.steps == 9  # 5 batches of 8 -> 3 optimizer steps an epoch with accumulation 2
+
+    job1, _, _ = _ema_job()
+    _fit(_hp(max_epochs=3, grad_accum=2, max_steps=4, checkpoint_every=1), job1, tmp_path / "part")
+    job2, ema_resumed, calls2 = _ema_job()
+    _fit(_hp(max_epochs=3, grad_accum=2, checkpoint_every=1), job2, tmp_path / "part", resume=True)
+    assert len(calls2) == 5
+    assert all(torch.equal(ema_full[k], ema_resumed[k]) for k in ema_full)
+    assert _same_weights(job.model, job2.model) == []

@@ -74,7 +74,7 @@ def set_rng_state(tensors: dict, meta: dict) -> None:
 
 
 def save(run_dir: Path, *, step: int, model_state: dict, optimizer, scheduler, progress: dict,
-         best_state: dict | None, rank: int = 0, keep: int = 2) -> Path:
+         best_state: dict | None, rank: int = 0, keep: int = 2, extra: dict | None = None) -> Path:
     """Write checkpoint `step-N` (rank 0 writes model/optimizer; each rank its own RNG)."""
     from safetensors.torch import save_file
 
@@ -84,6 +84,8 @@ def save(run_dir: Path, *, step: int, model_state: dict, optimizer, scheduler, p
         save_file({k: v.contiguous() for k, v in model_state.items()}, str(tmp / "model.safetensors"))
         if best_state is not None:
             save_file({k: v.contiguous() for k, v in best_state.items()}, str(tmp / "best.safetensors"))
+        if extra:
+            save_file({k: v.detach().cpu().contiguous() for k, v in extra.items()}, str(tmp / "extra.safetensors"))
         opt_tensors, skeleton = _flatten_optimizer(optimizer.state_dict())
         save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
         rng_t, rng_meta = rng_state()
@@ -103,7 +105,7 @@ def latest(run_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def load(path: Path, *, model, optimizer, scheduler, rank: int = 0) -> tuple[dict, dict | None]:
+def load(path: Path, *, model, optimizer, scheduler, rank: int = 0, load_extra=None) -> tuple[dict, dict | None]:
     """Restore everything in place; returns (progress, best_state or None)."""
     from safetensors.torch import load_file
 
@@ -116,6 +118,8 @@ def load(path: Path, *, model, optimizer, scheduler, rank: int = 0) -> tuple[dic
         rng_file = path / f"rng-rank{rank}.safetensors"
         set_rng_state(load_file(str(rng_file if rng_file.exists() else path / "rng-rank0.safetensors")),
                       meta["rng"])
+        if load_extra is not None and (path / "extra.safetensors").exists():
+            load_extra(load_file(str(path / "extra.safetensors")))
         best = path / "best.safetensors"
         return meta["progress"], (load_file(str(best)) if best.exists() else None)
     except Exception as e:  # corrupt safetensors raise their own error type

@@ -44,6 +44,11 @@ class TrainJob:
     validate: Callable[[Any], dict] | None = None
     monitor: str | None = None
     mode: str = "max"
+    # Called after every optimizer step with the unwrapped model (e.g. an EMA update).
+    after_step: Callable[[Any], None] | None = None
+    # Extra training state the job owns (e.g. EMA weights): tensors saved in checkpoints for exact resume.
+    state_tensors: Callable[[], dict] | None = None
+    load_state_tensors: Callable[[dict], None] | None = None
 
 
 @dataclass
@@ -194,7 +199,8 @@ class Trainer:
             ck = checkpoint.latest(self.run_dir)
             if ck is not None:
                 prog, best_state = checkpoint.load(ck, model=view or raw, scheduler=scheduler, rank=rank,
-                                                   optimizer=view.optimizer_view if view else optimizer)
+                                                   optimizer=view.optimizer_view if view else optimizer,
+                                                   load_extra=job.load_state_tensors)
                 report.resumed_from = str(ck)
                 if prog.get("global_batch", global_batch) != global_batch:  # batch positions would not match
                     raise ConfigError(f"{ck} was written with a global batch of {prog['global_batch']}, this run "
@@ -209,7 +215,7 @@ class Trainer:
         t_start, loss_sum, loss_n, done = time.perf_counter(), 0.0, 0, prog["step"] >= total
         examples0, train_time0 = prog["examples"], prog["train_time"]
         ckpt = (lambda: self._checkpoint(acc, raw, view, optimizer, scheduler, prog, best_state, t_start,
-                                         train_time0))  # reads best_state when called
+                                         train_time0, job))  # reads best_state when called
         try:
             while prog["epoch"] < hp.max_epochs and not done:
                 epoch = prog["epoch"]
@@ -236,6 +242,8 @@ class Trainer:
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
+                    if job.after_step is not None:
+                        job.after_step(raw)
                     prog["step"] += 1
                     prog["batch"] = b + 1
                     train_loss = loss_sum / loss_n
@@ -288,7 +296,7 @@ class Trainer:
         acc.wait_for_everyone()
         return report
 
-    def _checkpoint(self, acc, raw, view, optimizer, scheduler, prog, best_state, t_start, train_time0):
+    def _checkpoint(self, acc, raw, view, optimizer, scheduler, prog, best_state, t_start, train_time0, job):
         prog["train_time"] = train_time0 + (time.perf_counter() - t_start)
         acc.wait_for_everyone()
         if view is not None:
@@ -298,7 +306,8 @@ class Trainer:
         if acc.is_main_process:
             checkpoint.save(self.run_dir, step=prog["step"], model_state=state, scheduler=scheduler,
                             optimizer=view.optimizer_view if view is not None else optimizer,
-                            progress=prog, best_state=best_state, rank=0)
+                            progress=prog, best_state=best_state, rank=0,
+                            extra=job.state_tensors() if job.state_tensors else None)
         acc.wait_for_everyone()
 
 
