@@ -14,7 +14,7 @@ VENV="${EDU_FLASH_VENV:-.venv}"
 PY="$VENV/bin/python"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 "$PY" -c "import torch" 2>/dev/null || "$PY" -m pip install -q "torch==2.13.0"
-"$PY" -m pip install -q -e ".[test,minilm]"
+"$PY" -m pip install -q -e ".[test,minilm,plot]"
 if [ "$cmd" = demo ]; then
   exec "$PY" examples/essay_scoring.py "$@"
 fi

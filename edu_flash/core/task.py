@@ -109,8 +109,12 @@ class Task:
         self._check_data_kwargs(kwargs)
         train = read_table(data, name="train")
         val_t = read_table(val, name="val", split="validation") if val is not None else None
-        prepared = self._prepare(train, val_t, **kwargs)
-        self.hparams = hp
+        old_hp, self.hparams = self.hparams, hp  # _prepare may read this run's hyperparameters
+        try:
+            prepared = self._prepare(train, val_t, **kwargs)
+        except BaseException:
+            self.hparams = old_hp
+            raise
         from .seed import seed_everything
 
         seed_everything(hp.seed)
