@@ -354,3 +354,14 @@ def test_after_step_runs_once_per_optimizer_step_and_its_state_resumes_exactly(t
     assert len(calls2) == 5
     assert all(torch.equal(ema_full[k], ema_resumed[k]) for k in ema_full)
     assert _same_weights(job.model, job2.model) == []
+
+
+def test_checkpoint_of_a_model_with_tied_weights(tmp_path):
+    """GPT-2-style tied embeddings share memory; the checkpoint must still save and resume."""
+    job = _toy_job(n=16)
+    tied = nn.Sequential(nn.Linear(4, 4, bias=False), nn.Linear(4, 4, bias=False), nn.Linear(4, 1))
+    tied[1].weight = tied[0].weight
+    job.model = tied
+    _fit(_hp(max_epochs=1), job, tmp_path / "run")
+    ck = checkpoint.latest(tmp_path / "run")
+    assert ck is not None and (ck / "model.safetensors").exists()

@@ -18,6 +18,18 @@ from .io import atomic_folder, read_json, write_json
 _STEP = re.compile(r"^step-(\d+)$")
 
 
+def _unshared(state: dict) -> dict:
+    """Tied weights (e.g. GPT-2's embeddings and LM head) share memory, which safetensors refuses:
+    write a copy under each name; a strict load_state_dict fills both."""
+    seen, out = set(), {}
+    for k, v in state.items():
+        key = (v.untyped_storage().data_ptr(), v.storage_offset()) if v.numel() else None
+        out[k] = v.detach().clone().contiguous() if key in seen else v.detach().contiguous()
+        if key is not None:
+            seen.add(key)
+    return out
+
+
 def _flatten_optimizer(sd: dict):
     import torch
 
@@ -81,9 +93,9 @@ def save(run_dir: Path, *, step: int, model_state: dict, optimizer, scheduler, p
     ckpt_root = Path(run_dir) / "checkpoints"
     target = ckpt_root / f"step-{step:08d}"
     with atomic_folder(target) as tmp:
-        save_file({k: v.contiguous() for k, v in model_state.items()}, str(tmp / "model.safetensors"))
+        save_file(_unshared(model_state), str(tmp / "model.safetensors"))
         if best_state is not None:
-            save_file({k: v.contiguous() for k, v in best_state.items()}, str(tmp / "best.safetensors"))
+            save_file(_unshared(best_state), str(tmp / "best.safetensors"))
         if extra:
             save_file({k: v.detach().cpu().contiguous() for k, v in extra.items()}, str(tmp / "extra.safetensors"))
         opt_tensors, skeleton = _flatten_optimizer(optimizer.state_dict())

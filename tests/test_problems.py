@@ -1,0 +1,121 @@
+"""ProblemGenerator: verifier, parsers, procedural data, and a tiny model trained end to end."""
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import pytest
+
+from edu_flash.core.errors import ConfigError, DataError, MissingColumnError, UnknownLabelError
+from edu_flash.problems import formats as F
+from edu_flash.problems.evaluation import NgramIndex, distinct_n, spearman
+from edu_flash.problems.sample import TOPICS, sample_problems
+from edu_flash.problems.verify import UnsafeExpression, parse_number, safe_eval, verify_solution
+
+GOOD = "Ann has 3*4 = <<3*4=12>>12 apples.\nShe eats 2, so 12-2 = <<12-2=10>>10.\n#### 10"
+
+
+# ------------------------------------------------------------------ verifier
+def test_safe_eval_is_exact():
+    assert safe_eval("0.1+0.2") == Fraction(3, 10)
+    assert safe_eval("1,000/3*3") == 1000
+    assert safe_eval("$12/60") == Fraction(1, 5)
+    assert safe_eval("50%*8") == 4
+    assert safe_eval("2**10-(3-5)") == 1026
+
+
+@pytest.mark.parametrize("expr", ["__import__('os').system('echo hacked')", "open('/etc/passwd')", "x+1",
+                                  "(1).__class__", "[1,2][0]", "9**9**9", "lambda: 1", "1 if 1 else 2",
+                                  "10**100000"])
+def test_safe_eval_cannot_execute_code(expr):
+    with pytest.raises((UnsafeExpression, SyntaxError)):
+        safe_eval(expr)
+
+
+def test_verifier_accepts_right_and_rejects_wrong_steps():
+    assert verify_solution(GOOD).ok
+    wrong_step = GOOD.replace("<<12-2=10>>", "<<12-2=11>>").replace("#### 10", "#### 11")
+    v = verify_solution(wrong_step)
+    assert not v.ok and any("step 2" in e for e in v.errors)
+    wrong_final = GOOD.replace("#### 10", "#### 12")
+    assert not verify_solution(wrong_final).ok
+    assert not verify_solution("She has 5 apples.\n#### 5").ok  # nothing checkable
+    assert verify_solution("She has 5 apples.\n#### 5", require_steps=False).ok
+    assert not verify_solution("<<__import__('os')=1>>1\n#### 1").ok
+    assert verify_solution("<<10/3=3.33>>3.33\n#### 3.33").ok  # rounded as written
+    assert parse_number("$1,200.50") == Fraction(240100, 200)
+
+
+def test_verifier_passes_most_real_gsm8k(tmp_path):
+    path = "/work/shared/datasets/gsm8k/test.jsonl"
+    try:
+        rows = [json.loads(line) for line in open(path)][:300]
+    except OSError:
+        pytest.skip("GSM8K not present")
+    rate = sum(verify_solution(r["answer"]).ok for r in rows) / len(rows)
+    assert rate > 0.85
+
+
+# ------------------------------------------------------------------ data
+def test_procedural_problems_verify_and_carry_their_difficulty():
+    ps = sample_problems(140, seed=3)
+    assert {p["topic"] for p in ps} == set(TOPICS) and {p["difficulty"] for p in ps} == {1, 2, 3, 4, 5}
+    assert all(verify_solution(p["answer"]).ok for p in ps)
+    assert all(F.derive_difficulty(p["answer"]) == p["difficulty"] for p in ps)
+    assert len({p["question"] for p in ps}) == len(ps)
+
+
+def test_gsm8k_math_and_generic_formats(tmp_path):
+    from edu_flash.core.data import read_table
+
+    gsm = tmp_path / "g.jsonl"
+    gsm.write_text(json.dumps({"question": "Q?", "answer": GOOD}) + "\n")
+    recs, fmt = F.read_records(read_table(str(gsm)))
+    assert fmt == "gsm8k" and recs[0]["answer"] == "10" and recs[0]["difficulty"] == 2 and recs[0]["topic"] == "general"
+    math = [{"problem": "What is $1+1$?", "solution": "It is $\\boxed{\\frac{2}{1}}$.", "level": "Level 4",
+             "type": "Algebra"}]
+    recs, fmt = F.read_records(read_table(math))
+    assert fmt == "math" and recs[0] == {"problem": "What is $1+1$?", "solution": math[0]["solution"],
+                                         "answer": "\\frac{2}{1}", "topic": "Algebra", "difficulty": 4}
+    recs, fmt = F.read_records(read_table([{"p": "Two plus two?", "s": "<<2+2=4>>4", "a": 4}]),
+                               problem_column="p", solution_column="s", answer_column="a")
+    assert fmt == "generic" and recs[0]["solution"].endswith("#### 4") and verify_solution(recs[0]["solution"]).ok
+
+
+def test_bad_data_names_column_and_row():
+    from edu_flash.core.data import read_table
+
+    rows = [{"question": "Q?", "answer": GOOD}, {"question": "Q2?", "answer": "no final answer here"}]
+    with pytest.raises(DataError, match="row 2"):
+        F.read_records(read_table(rows))
+    with pytest.raises(MissingColumnError, match="problem"):
+        F.read_records(read_table([{"text": "x"}]), format="generic")
+    with pytest.raises(DataError, match="level 1-5"):
+        F.read_records(read_table([{"problem": "p", "solution": "<<1+1=2>>2\n#### 2", "difficulty": 9}]))
+
+
+def test_split_generated():
+    text = f"A question?{F.SOLUTION}{GOOD}{F.EOS}junk"
+    assert F.split_generated(text) == {"problem": "A question?", "solution": GOOD, "answer": "10"}
+    assert F.split_generated("no solution marker") is None
+
+
+def test_ngram_novelty_and_diversity():
+    idx = NgramIndex(3).add(["Ann has twelve red apples in a big basket today."])
+    assert idx.overlap("Ann has twelve red apples in a big basket today.") == 1.0
+    assert idx.overlap("Bob drives forty miles to the coast every week.") == 0.0
+    again = NgramIndex.from_arrays(idx.to_arrays(), 3)
+    assert again.overlap("Ann has twelve red apples in a big basket now.") == idx.overlap(
+        "Ann has twelve red apples in a big basket now.")
+    assert distinct_n(["a b c", "a b c"]) == 0.5 and distinct_n(["a b c", "d e f"]) == 1.0
+    assert spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
+
+
+def test_hparams_are_validated():
+    from edu_flash import ProblemGenerator
+
+    with pytest.raises(ConfigError):
+        ProblemGenerator(n_embd=30, n_head=4)
+    with pytest.raises(ConfigError):
+        ProblemGenerator(max_overlap=2.0)
+    assert "gpt2-scratch" in ProblemGenerator.available_backbones()
