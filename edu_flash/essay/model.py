@@ -81,10 +81,11 @@ def collate(examples: Sequence[dict], pad_id: int) -> dict:
 
 
 @torch.inference_mode()
-def predict_scaled(model: nn.Module, tokenizer, texts: Sequence[str], *, max_length: int, batch_size: int,
+def predict_scaled(model: nn.Module, tokenizer, texts: Sequence[str], *, max_length: int, batch_size: int | None,
                    precision: str = "32", device=None) -> list[float]:
     """Scaled [0, 1] predictions; longest-first batches with dynamic padding, original order back."""
     device = device or next(model.parameters()).device
+    batch_size = batch_size or (32 if device.type == "cuda" else 8)
     was_training = model.training
     model.eval()
     enc = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
