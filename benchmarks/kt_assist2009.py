@@ -1,0 +1,251 @@
+"""Knowledge tracing on ASSISTments 2009 (Piech et al.'s DKT split): next-response AUC/ACC per backbone,
+with peer implementations from PyPI trained on the same split and scored the same way, in one run.
+
+Protocol (the same for every model):
+* train on `builder_train.csv`; 10% of its students (seeded) are held out for early stopping
+  (PathRecommender's `val_fraction=0.1`; the peers get exactly the same students); training
+  sequences are cut into windows of 200;
+* test on `builder_test.csv`: every response after a student's first is scored exactly once, with
+  sliding windows of 200 moved by 100 where only the new part is scored (PFA uses the full history);
+* time = wall time of training (including per-epoch validation), as measured here.
+
+The DKT files have no problem ids, so items are the 123 skills (PathRecommender's card says so).
+Peers (`pip install juno-dkt EduKTM`; skipped if not importable) train with their own model code and
+training loops, one epoch per call so the same early stopping applies; we only encode windows as their
+one-hot inputs and read their outputs at the next skill.
+
+    python benchmarks/kt_assist2009.py --data ../shared/datasets/assist2009
+    python benchmarks/kt_assist2009.py --data ../shared/datasets/assist2009 --backbones dkt --peers none
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="../shared/datasets/assist2009")
+    p.add_argument("--backbones", default="dkt,sakt,simplekt,pfa")
+    p.add_argument("--peers", default="juno-dkt,eduktm-dkt", help="comma list, or 'none'")
+    p.add_argument("--max-epochs", type=int, default=None, help="default: PathRecommender's (12)")
+    p.add_argument("--peer-max-epochs", type=int, default=15)
+    p.add_argument("--patience", type=int, default=3, help="early stopping, ours and the peers'")
+    p.add_argument("--hparams", default="{}", help='JSON overrides per backbone, e.g. {"dkt": {"lr": 0.001}}')
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", default=None, help="write results as JSON here")
+    return p.parse_args(argv)
+
+
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def run_backbone(name, train_path, test_path, args, overrides):
+    from edu_flash import PathRecommender
+
+    hp = {"patience": args.patience, **({"max_epochs": args.max_epochs} if args.max_epochs else {}), **overrides}
+    rec = PathRecommender(name, **hp)
+    t0, c0 = time.perf_counter(), cpu_s()
+    with tempfile.TemporaryDirectory() as run_dir:
+        rec.finetune(train_path, run_dir=run_dir, progress=False)
+    train_s, train_cpu = time.perf_counter() - t0, cpu_s() - c0
+    rep = rec.last_train_report
+    m = rec.evaluate(test_path, name="builder_test.csv", unknown="skip")
+    return {"model": f"edu-flash {name}", "auc": m["auc"], "acc": m["acc"], "rmse": m["rmse"],
+            "responses": m["responses"], "train_s": round(train_s, 1), "train_cpu_s": round(train_cpu, 1),
+            "epochs": rep.epochs if rep else None, "best_val_auc": rep.best_metric if rep else None,
+            "hparams": {k: v for k, v in rec.hparams.to_dict().items() if v is not None}}, rec
+
+
+def skill_mean(train_logs, test_logs, n_items):
+    """Reference: each skill's training correct rate as the prediction."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    s, c = np.zeros(n_items + 1), np.zeros(n_items + 1)
+    for i, r in zip(train_logs.items, train_logs.correct):
+        np.add.at(s, i, r)
+        np.add.at(c, i, 1)
+    rate = np.where(c > 0, s / np.maximum(c, 1), s.sum() / c.sum())
+    y = np.concatenate([r[1:] for r in test_logs.correct])
+    p = np.concatenate([rate[i[1:]] for i in test_logs.items])
+    return {"model": "per-skill mean (reference)", "auc": float(roc_auc_score(y, p)),
+            "acc": float(((p >= .5) == (y == 1)).mean()), "responses": int(len(y))}
+
+
+# ------------------------------------------------------------------------------ peers
+class Peer:
+    """Window encoding, early stopping and scoring around a peer's own model and training loop."""
+
+    def __init__(self, name, n_skills, window=200):
+        self.name, self.n, self.window = name, n_skills, window
+
+    def onehot(self, items, resp, correct_first: bool):
+        import torch
+
+        x = torch.zeros(len(items), 2 * self.n)
+        s = torch.as_tensor(items - 1)
+        r = torch.as_tensor(resp).long()
+        # juno: [correct one-hot | wrong one-hot]; EduKTM: index skill + correct * n
+        off = (1 - r) * self.n if correct_first else r * self.n
+        x[torch.arange(len(items)), s + off] = 1
+        return x
+
+    def probs(self, logs):
+        """Same windows and scored positions as edu-flash's evaluation."""
+        import numpy as np
+        import torch
+
+        from edu_flash.path.data import eval_windows
+
+        ys, ps = [], []
+        with torch.inference_mode():
+            for it, c in zip(logs.items, logs.correct):
+                for a, e, f in eval_windows(len(it), self.window, self.window // 2):
+                    out = self.forward(self.onehot(it[a:e], c[a:e], self.correct_first))  # [L, n]
+                    idx = torch.arange(f - a, e - a)
+                    ps.append(out[idx - 1, torch.as_tensor(it[a:e][f - a:] - 1)].numpy())
+                    ys.append(c[f:e])
+        return np.concatenate(ys), np.concatenate(ps)
+
+
+class Juno(Peer):
+    correct_first = True
+
+    def __init__(self, n_skills, hidden=200, batch_size=64, lr=2e-3):
+        super().__init__("juno-dkt", n_skills)
+        from juno_dkt import DKT
+
+        self.model = DKT(n_hidden=hidden, batch_size=batch_size, lr=lr)
+
+    def epoch(self, windows):
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            self.model.fit(self.batches(windows), n_iter=1)
+
+    def batches(self, windows):
+        return [self.onehot(i, r, True) for i, r in windows]
+
+    def forward(self, x):
+        self.model.eval()
+        return self.model(x.unsqueeze(1))[:, 0]
+
+
+class EduKTMDKT(Peer):
+    correct_first = False
+
+    def __init__(self, n_skills, hidden=200, batch_size=64, lr=2e-3):
+        super().__init__("EduKTM DKT", n_skills)
+        from EduKTM import DKT
+
+        self.model, self.bs, self.lr = DKT(n_skills, hidden, 1), batch_size, lr
+
+    def epoch(self, windows):
+        import contextlib
+        import io
+        import random
+
+        import torch
+
+        order = list(range(len(windows)))
+        random.Random(len(windows)).shuffle(order)
+        loader = [torch.nn.utils.rnn.pad_sequence([self.onehot(*windows[j], False) for j in order[k:k + self.bs]],
+                                                  batch_first=True) for k in range(0, len(order), self.bs)]
+        self.model.dkt_model.train()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            self.model.train(loader, epoch=1, lr=self.lr)
+
+    def forward(self, x):
+        self.model.dkt_model.eval()
+        return self.model.dkt_model(x.unsqueeze(0))[0]
+
+
+def run_peer(cls, train, val, test, n_skills, args):
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from edu_flash.path.data import train_windows
+
+    peer = cls(n_skills)
+    windows = train_windows(train, 200)
+    best, bad, epochs, state = -1.0, 0, 0, None
+    t0, c0 = time.perf_counter(), cpu_s()
+    import copy
+
+    net = peer.model if isinstance(peer, Juno) else peer.model.dkt_model
+    for ep in range(args.peer_max_epochs):
+        peer.epoch(windows)
+        epochs += 1
+        y, p = peer.probs(val)
+        auc = roc_auc_score(y, p)
+        if auc > best:
+            best, bad, state = auc, 0, copy.deepcopy(net.state_dict())
+        else:
+            bad += 1
+            if bad >= args.patience:
+                break
+    train_s, train_cpu = time.perf_counter() - t0, cpu_s() - c0
+    net.load_state_dict(state)
+    y, p = peer.probs(test)
+    return {"model": peer.name, "auc": float(roc_auc_score(y, p)), "acc": float(((p >= .5) == (y == 1)).mean()),
+            "rmse": float(np.sqrt(((p - y) ** 2).mean())), "responses": int(len(y)), "train_s": round(train_s, 1),
+            "train_cpu_s": round(train_cpu, 1), "epochs": epochs, "best_val_auc": best}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from edu_flash.path.data import Columns, read_dkt, read_logs, split_students
+
+    data = Path(args.data)
+    train_path, test_path = data / "builder_train.csv", data / "builder_test.csv"
+    overrides = json.loads(args.hparams)
+    results = []
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; load average at start {os.getloadavg()[0]:.1f}", flush=True)
+    logs, vocab = read_logs(read_dkt(train_path), Columns())
+    test_logs, _ = read_logs(read_dkt(test_path), Columns(), vocab=vocab, unknown="skip")
+    print(f"test responses on skills never seen in training, skipped by every model: "
+          f"{test_logs.extra['unknown_skipped']}", flush=True)
+    results.append(skill_mean(logs, test_logs, len(vocab["items"])))
+    print(json.dumps(results[-1]), flush=True)
+    for name in [b for b in args.backbones.split(",") if b]:
+        r, _ = run_backbone(name, train_path, test_path, args, overrides.get(name, {}))
+        results.append(r)
+        print(json.dumps(r), flush=True)
+    peers = {"juno-dkt": ("juno_dkt", Juno), "eduktm-dkt": ("EduKTM", EduKTMDKT)}
+    for name in [p for p in args.peers.split(",") if p and p != "none"]:
+        mod, cls = peers[name]
+        try:
+            __import__(mod)
+        except ImportError as e:
+            print(f"{name}: not installed ({e}); skipped (pip install juno-dkt EduKTM)", flush=True)
+            continue
+        train, val = split_students(logs, 0.1, 0)  # the same held-out students as PathRecommender (seed 0)
+        results.append(run_peer(cls, train, val, test_logs, len(vocab["skills"]), args))
+        print(json.dumps(results[-1]), flush=True)
+    print("\n| model | test AUC | test ACC | epochs | train time (s) | train CPU time (s) |\n|---|---|---|---|---|---|")
+    for r in results:
+        cell = lambda k: "" if r.get(k) is None else r[k]
+        print(f"| {r['model']} | {r['auc']:.4f} | {r['acc']:.4f} | {cell('epochs')} | {cell('train_s')} | "
+              f"{cell('train_cpu_s')} |")
+    print(f"load average at end {os.getloadavg()[0]:.1f}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
