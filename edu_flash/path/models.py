@@ -152,7 +152,7 @@ class SimpleKT(_KT):
     """simpleKT: Rasch question embeddings (skill vector + item difficulty x skill variation), a stack
     of attention blocks whose queries/keys are questions and values interactions, and an MLP head."""
 
-    def __init__(self, q, n_skills, n_items, d_model=128, dropout=0.1, n_layers=2, n_heads=8, window=200, **_):
+    def __init__(self, q, n_skills, n_items, d_model=64, dropout=0.1, n_layers=2, n_heads=8, window=200, **_):
         super().__init__(q, n_skills, n_items)
         self.c, self.dq = nn.Embedding(n_skills + 1, d_model), nn.Embedding(n_skills + 1, d_model)
         self.e0, self.e1 = nn.Embedding(n_skills + 1, d_model), nn.Embedding(n_skills + 1, d_model)
@@ -192,7 +192,7 @@ class SimpleKT(_KT):
 ARCHS = {"dkt": DKT, "sakt": SAKT, "simplekt": SimpleKT}
 DEFAULTS = {"dkt": dict(d_model=200, dropout=0.2, n_layers=1),
             "sakt": dict(d_model=64, dropout=0.2, n_layers=1, n_heads=8),
-            "simplekt": dict(d_model=128, dropout=0.1, n_layers=2, n_heads=8)}
+            "simplekt": dict(d_model=64, dropout=0.1, n_layers=2, n_heads=8)}
 
 
 def build(arch: str, q: torch.Tensor, cfg: dict) -> nn.Module:

@@ -31,7 +31,7 @@ class PathHParams(TrainHParams):
     window: int = bounded(200, min=3)             # training chunk length; also the context at predict time
     eval_stride: int | None = None                # sliding-window step for evaluation (None: window // 2)
     val_fraction: float = bounded(0.1, min=0.0, max=0.5)  # students held out for early stopping (val=None)
-    d_model: int | None = None                    # None: the backbone's default (dkt 200, sakt 64, simplekt 128)
+    d_model: int | None = None                    # None: the backbone's default (dkt 200, sakt 64, simplekt 64)
     dropout: float | None = None
     n_layers: int | None = None
     n_heads: int | None = None
