@@ -97,3 +97,16 @@ def has_pickle(folder: Path) -> list[str]:
         elif head == b"PK":  # torch.save's zip container
             bad.append(str(p))
     return bad
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models: one thread is as fast, and far faster when the cores are shared with other work."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(n)

@@ -18,13 +18,7 @@ OULAD = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "oulad"
 W = 6
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """These models are tiny: on 2 shared cores OpenMP/BLAS threads only spin against each other."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

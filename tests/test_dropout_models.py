@@ -18,13 +18,7 @@ GRU = dict(hidden_size=16, max_epochs=6, batch_size=32, lr=5e-3)
 W = 6
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """These models are tiny: on 2 shared cores OpenMP/BLAS threads only spin against each other."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,7 @@ import torch
 from edu_flash.path import infer, models
 from edu_flash.path.data import q_matrix
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 VOCAB = {"items": [f"i{j}" for j in range(7)], "skills": ["a", "b", "c"],

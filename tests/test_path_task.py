@@ -16,15 +16,7 @@ SMALL = dict(d_model=16, n_heads=4, window=40, max_epochs=4, batch_size=16, lr=1
 HISTORY = [("q101", 1), ("q102", 0), ("q103", 1), ("q201", 0)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one thread is as fast, and far faster when the cores are shared with other work."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
