@@ -19,6 +19,14 @@ def tasks() -> dict[str, type]:
     return discover()
 
 
+def compare(task, backbones=None, train=None, test=None, **kwargs):
+    """Train several backbones of one task on the same data; a leaderboard DataFrame, best first
+    (see `edu_flash.leaderboard.compare` for every option)."""
+    from .leaderboard import compare as _compare
+
+    return _compare(task, backbones, train, test, **kwargs)
+
+
 def __getattr__(name: str):
     for cls in tasks().values():
         if cls.__name__ == name:

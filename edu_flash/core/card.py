@@ -44,6 +44,7 @@ class CardData:
     procedure: dict[str, Any] = field(default_factory=dict)
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    sections: list[dict[str, str]] = field(default_factory=list)  # {"title", "markdown"}, e.g. a benchmark
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -58,6 +59,10 @@ class CardData:
         """Keep the latest evaluation per dataset (re-evaluating replaces it)."""
         self.evaluations = [e for e in self.evaluations if e["dataset"] != dataset]
         self.evaluations.append({"dataset": dataset, "split": split, "metrics": metrics, "tables": tables or {}})
+
+    def add_section(self, title: str, markdown: str) -> None:
+        """A free-form section after Evaluation (replacing one of the same title)."""
+        self.sections = [x for x in self.sections if x["title"] != title] + [{"title": title, "markdown": markdown}]
 
 
 def _is_hub_dataset(name) -> bool:
@@ -130,6 +135,8 @@ def _render(text: CardText, data: CardData, *, model_name: str, folder: str, cls
         s.append(md_table(scalars) + "\n")
         for title, rows in ev.get("tables", {}).items():
             s.append(f"**{title}**\n\n{md_table(rows)}\n")
+    for sec in data.sections:
+        s.append(f"## {sec['title']}\n\n{sec['markdown'].strip()}\n")
     s += ["## Limitations and bias\n", text.limitations + "\n"]
     if data.notes:
         s.append("\n".join(f"- {n}" for n in data.notes) + "\n")

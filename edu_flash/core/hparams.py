@@ -60,6 +60,12 @@ class HParams:
             if isinstance(v, float) and f.type in (int, "int") and v.is_integer():
                 v = int(v)
                 setattr(self, f.name, v)
+            if isinstance(v, str) and not _type_ok(v, hints[f.name]) and _type_ok(1.0, hints[f.name]):
+                try:  # YAML 1.1 and command lines hand over "1e-4" as text
+                    v = float(v)
+                    setattr(self, f.name, v)
+                except ValueError:
+                    pass
             if not _type_ok(v, hints[f.name]):
                 raise ConfigError(f"{type(self).__name__}.{f.name} must be {hints[f.name]}, got {v!r}")
             md = f.metadata

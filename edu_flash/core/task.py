@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,6 +21,27 @@ from .io import atomic_folder, read_json, write_json
 from .registry import Backbone, register_task
 
 CONFIG_VERSION = 1
+
+
+@dataclass
+class Splits:
+    """A task's built-in data in the form its own methods take, so the CLI demo, the examples, the
+    recipes (`train: builtin`) and `compare` run any task without knowing its data format.
+
+    finetune_args / evaluate_args: the extra keywords `finetune` / `evaluate` need for this data;
+    backbone: the backbone the demo trains (None: the task's default); hparams: settings that train
+    it on this data in about a minute on a laptop CPU; example: one `predict` input to show.
+    """
+
+    train: Any
+    val: Any
+    test: Any
+    finetune_args: dict = field(default_factory=dict)
+    evaluate_args: dict = field(default_factory=dict)
+    backbone: str | None = None
+    hparams: dict = field(default_factory=dict)
+    example: Any = None
+    about: str = ""
 
 
 class Task:
@@ -53,9 +75,23 @@ class Task:
     def get_params(self) -> dict:
         return {"backbone": self.backbone, **self.hparams.to_dict()}
 
+    def num_parameters(self) -> int:
+        """Learned numbers in the model: torch parameters, or the arrays a classical model saves."""
+        self._require_fitted()
+        if hasattr(self.model, "parameters"):
+            return sum(p.numel() for p in self.model.parameters())
+        state = self.model.state_dict()
+        arrays = state[0] if isinstance(state, tuple) else state
+        return int(sum(getattr(a, "size", 0) for a in arrays.values()))
+
     def __repr__(self) -> str:
         fitted = "trained" if self.model is not None else "untrained"
         return f"{type(self).__name__}(backbone={self.backbone!r}, {fitted})"
+
+    @classmethod
+    def builtin_data(cls, n: int | None = None, seed: int = 0) -> Splits:
+        """Data the project generates itself (no download); `n` scales it (the task says in what unit)."""
+        raise NotImplementedError(f"{cls.__name__} has no built-in data")
 
     # ------------------------------------------------------------------ hooks a task implements
     def _prepare(self, train: Table, val: Table | None, **data_kwargs) -> Any:

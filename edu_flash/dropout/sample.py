@@ -128,3 +128,15 @@ def write_oulad_folder(folder: str | os.PathLike, data: DropoutData, *, daily: b
     rep[["code_module", "code_presentation", "id_student", "id_site", "date", "sum_click"]].to_csv(
         folder / "studentVle.csv", index=False)
     return folder
+
+
+def builtin_splits(n: int | None = None, seed: int = 0):
+    """`sample_dropout_data` split 70/10/20 by student for the demo, examples, recipes and compare."""
+    from ..core.task import Splits
+
+    data = sample_dropout_data(n or 600, seed=seed)
+    rest, test = data.split(0.2, seed=seed)
+    train, val = rest.split(0.125, seed=seed + 1)
+    sid = data.columns.get("id_column", "student")
+    return Splits(train, val, test, example=test.subset(test.students[sid].iloc[:3]),
+                  about=f"{len(data)} synthetic registrations over two modules (weekly clicks, assessments)")

