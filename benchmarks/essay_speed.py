@@ -192,14 +192,10 @@ def train_bare(train_df, args):
     ids = tok(train_df["essay"].tolist(), truncation=True, max_length=args.max_length)["input_ids"]
     y_all = scaled(train_df)
     lengths = [len(x) for x in ids]
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "norm" not in n.lower()]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "norm" not in n.lower())]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": hp.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=hp.lr)
+    from bare_loop import adamw_linear
+
     total = math.ceil(len(ids) / args.batch_size) * args.epochs
-    warm = int(hp.warmup_ratio * total)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: s / max(1, warm) if s < warm else max(0.0, (total - s) / max(1, total - warm)))
+    opt, sched = adamw_linear(model, hp, total)
     model.train()
     losses = []
     t, c = time.perf_counter(), time.process_time()

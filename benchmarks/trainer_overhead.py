@@ -117,15 +117,10 @@ def run_bare(df, enc_dir: Path, args, ranges) -> dict:
                for s, p in zip(df["score"], df["prompt"])]
     lengths = [len(x) for x in ids]
     pad = tok.pad_token_id or 0
-    decay, no_decay = [], []
-    for n, p in model.named_parameters():
-        (no_decay if p.ndim < 2 or "norm" in n.lower() else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": hp.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=hp.lr)
+    from bare_loop import adamw_linear
+
     total = math.ceil(len(ids) / args.batch_size) * args.epochs
-    warm = int(hp.warmup_ratio * total)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: s / max(1, warm) if s < warm else max(0.0, (total - s) / max(1, total - warm)))
+    opt, sched = adamw_linear(model, hp, total)
     bf16 = args.precision == "bf16-mixed"
     model.train()
     t_loop, c_loop = time.perf_counter(), time.process_time()
