@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from edu_flash.core.errors import ConfigError, DataError, MissingColumnError, UnknownLabelError
+from edu_flash.core.errors import ConfigError, DataError, MissingColumnError
 from edu_flash.problems import formats as F
 from edu_flash.problems.evaluation import NgramIndex, distinct_n, spearman
 from edu_flash.problems.sample import TOPICS, sample_problems
@@ -45,6 +45,9 @@ def test_verifier_accepts_right_and_rejects_wrong_steps():
     assert not verify_solution("<<__import__('os')=1>>1\n#### 1").ok
     assert verify_solution("<<10/3=3.33>>3.33\n#### 3.33").ok  # rounded as written
     assert parse_number("$1,200.50") == Fraction(240100, 200)
+    assert parse_number("12 apples") == 12 and parse_number("3/4") == Fraction(3, 4)
+    assert parse_number("4+2") is None and parse_number("4 5") is None and parse_number("4=4") is None
+    assert not verify_solution(GOOD.replace("#### 10", "#### 10+2")).ok  # junk after the answer is no answer
 
 
 def test_verifier_passes_most_real_gsm8k(tmp_path):
@@ -120,3 +123,102 @@ def test_hparams_are_validated():
     with pytest.raises(ConfigError):
         ProblemGenerator(max_overlap=2.0)
     assert "gpt2-scratch" in ProblemGenerator.available_backbones()
+
+
+# ------------------------------------------------------------------ calculator-assisted decoding
+def test_calculator_formats_values_like_the_data():
+    from edu_flash.problems.calculator import format_value, step_value
+
+    assert format_value(Fraction(12)) == "12" and format_value(Fraction(-3)) == "-3"
+    assert format_value(Fraction(1, 2)) == "0.5" and format_value(Fraction(9, 4)) == "2.25"
+    assert format_value(Fraction(10, 3)) == "3.33" and format_value(Fraction(-2, 3)) == "-0.67"
+    assert step_value("1,000*3") == "3000>>" and step_value("50%*8") == "4>>"
+    assert step_value("3/0") is None and step_value("apples*2") is None and step_value("9**9**9") is None
+    # whatever it writes, the verifier accepts
+    assert format_value(Fraction(1, 100000)) == "0.00" and format_value(Fraction(-1, 300)) == "0.00"
+    for expr in ("10/3", "7/8", "2**-3", "1/7*100", "1/100000", "-1/300", "10**15/7"):
+        assert verify_solution(f"<<{expr}={step_value(expr)}\n#### {step_value(expr)[:-2]}").ok, expr
+
+
+@pytest.fixture(scope="module")
+def bpe():
+    from edu_flash.problems.model import train_tokenizer
+
+    texts = [p["question"] + F.SOLUTION + p["answer"] for p in sample_problems(60, seed=0)]
+    return train_tokenizer(texts, F.control_tokens(TOPICS), 400)
+
+
+def _run_processor(tok, texts, steps):
+    """Greedy decoding with all-zero model scores (argmax = token 0, <|pad|>) under the calculator."""
+    import torch
+
+    from edu_flash.problems.calculator import CalculatorLogitsProcessor
+    from edu_flash.problems.model import _pad
+
+    proc = CalculatorLogitsProcessor(tok)
+    ids = _pad([tok(t, add_special_tokens=False)["input_ids"] for t in texts], tok.pad_token_id, left=True)
+    for _ in range(steps):
+        scores = proc(ids, torch.zeros(len(texts), len(tok)))
+        ids = torch.cat([ids, scores.argmax(-1, keepdim=True)], 1)
+    return [tok.decode(r, skip_special_tokens=True) for r in ids], proc
+
+
+def test_calculator_processor_forces_the_value_per_row(bpe):
+    out, proc = _run_processor(bpe, ["Ann has <<3*4=", "Ben has 7 apples.", "Cy has <<1,000/8="], 8)
+    assert out[0] == "Ann has <<3*4=12>>"
+    assert out[1] == "Ben has 7 apples."  # nothing forced where no step is open
+    assert out[2] == "Cy has <<1,000/8=125>>"
+    assert proc.forced_steps == 2 and proc.failed_steps == 0
+
+
+def test_calculator_processor_forces_nothing_for_a_bad_expression(bpe):
+    out, proc = _run_processor(bpe, ["Ann has <<3*apples=", "Ben has <<5/0=", "done <<2+2=4>>4 ="], 4)
+    assert out == ["Ann has <<3*apples=", "Ben has <<5/0=", "done <<2+2=4>>4 ="]
+    assert proc.forced_steps == 0 and proc.failed_steps == 2
+
+
+def test_grounded_checks_the_first_step_against_the_story():
+    from edu_flash.problems.evaluation import grounded
+
+    assert grounded("Ann buys 3 bags of 4 apples, 1,200 in all.", "<<3*4=12>>12 and <<1200/12=100>>")
+    assert not grounded("Ann buys 3 bags of 4 apples.", "<<3*5=15>>15")
+    assert not grounded("Ann buys 3 bags.", "no steps")
+
+
+# ------------------------------------------------------------------ built-in data
+def test_builtin_data_splits():
+    from edu_flash import ProblemGenerator
+    from edu_flash.core.task import Splits
+
+    d = ProblemGenerator.builtin_data(n=30, seed=1)
+    assert isinstance(d, Splits) and len(d.train) == 30 and len(d.val) == 20 and len(d.test) == 20
+    rows = d.train + d.val + d.test
+    assert len({r["question"] for r in rows}) == len(rows)  # no problem in two splits
+    assert all(verify_solution(r["answer"]).ok for r in rows)
+    assert d.example["topic"] in {r["topic"] for r in d.train} and d.example["difficulty"] in F.LEVELS
+    g = ProblemGenerator(**d.hparams)  # the settings are valid hyperparameters
+    assert g.hparams.calculator and g.hparams.max_new_tokens <= g.hparams.max_length
+    assert ProblemGenerator.builtin_data(n=30, seed=1).train == d.train != ProblemGenerator.builtin_data(n=30).train
+    assert len(ProblemGenerator.builtin_data().train) == 2000
+    with pytest.raises(ConfigError):
+        ProblemGenerator.builtin_data(n=0)
+
+
+def test_sampling_guard_bans_padding_and_ends_number_runs(bpe):
+    import torch
+
+    from edu_flash.problems.calculator import SamplingGuard
+
+    guard = SamplingGuard(bpe, max_run=5)
+    zero, word = bpe.convert_tokens_to_ids("0"), bpe("apples", add_special_tokens=False)["input_ids"][0]
+    ids = torch.tensor([bpe("Ann has", add_special_tokens=False)["input_ids"]] * 2)
+    for _ in range(12):
+        scores = torch.zeros(2, len(bpe))
+        scores[0, bpe.pad_token_id] = 10.0  # row 0 prefers padding, then "apples"
+        scores[0, word] = 5.0
+        scores[1, zero] = 10.0  # row 1 prefers "0" forever, then "apples"
+        scores[1, word] = 5.0
+        ids = torch.cat([ids, guard(ids, scores).argmax(-1, keepdim=True)], 1)
+    assert bpe.pad_token_id not in ids[0].tolist()
+    w = bpe.decode([word])
+    assert bpe.decode(ids[1]) == f"Ann has00000{w}00000{w}"  # five digits, then the run is cut

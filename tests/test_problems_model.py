@@ -11,20 +11,11 @@ TINY_LM = dict(n_layer=2, n_embd=64, n_head=2, vocab_size=400, max_length=160, b
                precision="32", max_new_tokens=110, max_attempts=2, dropout=0.0, warmup_ratio=0.0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """A 64-wide model gains nothing from a second thread, and on a busy 2-core machine OpenMP
-    spin-waiting makes two threads ~10x slower than one."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, _one_thread):
+def trained(tmp_path_factory, one_thread):
     from edu_flash import ProblemGenerator
     from edu_flash.problems.sample import sample_problems
 
@@ -68,6 +59,8 @@ def test_generate_returns_only_verified_and_reports_rejections(trained):
         assert p["verified"] and verify_solution(p["solution"]).ok and p["topic"] == "baking"
         assert p["overlap"] < g.hparams.max_overlap
     assert g.generate(topic="baking", difficulty=1, n=4, seed=0) == out  # seeded
+    g.generate(topic="baking", difficulty=1, n=2, seed=0, calculator=False)
+    assert g.last_generation["calculator"] is False and g.hparams.calculator is True
     with pytest.raises(UnknownLabelError):
         g.generate(topic="astronomy")
     with pytest.raises(ConfigError):
@@ -77,12 +70,14 @@ def test_generate_returns_only_verified_and_reports_rejections(trained):
 def test_evaluate_and_card(trained, tmp_path):
     g, val = trained
     m = g.evaluate(val, n_samples=10, name="procedural-val")
-    for k in ("perplexity", "verified_valid_rate", "novelty", "distinct_2", "difficulty_spearman", "parse_rate"):
+    for k in ("perplexity", "verified_valid_rate", "novelty", "distinct_2", "difficulty_spearman", "parse_rate",
+              "grounded_rate", "verified_valid_rate_calculator", "verified_valid_rate_no_calculator"):
         assert k in m
+    assert m["calculator"] is True and m["verified_valid_rate"] == m["verified_valid_rate_calculator"]
     assert 1.0 < m["perplexity"] < 50 and 0.0 <= m["verified_valid_rate"] <= 1.0
     folder = g.save_pretrained(tmp_path / "model")
     card = (folder / "README.md").read_text()
-    assert "verified_valid_rate" in card and "difficulty_spearman" in card and "Out-of-scope" in card
+    assert "verified_valid_rate_no_calculator" in card and "difficulty_spearman" in card and "Out-of-scope" in card
     assert "training solutions passing the verifier" in card and has_pickle(folder) == []
 
 
@@ -97,6 +92,46 @@ def test_save_load_round_trip(trained, tmp_path):
     b = g2._draw([("farm", 2)] * 3, seed=5, temperature=0.7, top_p=0.95)
     assert [x.get("problem") for x in a] == [x.get("problem") for x in b]
     assert g2.index.overlap("anything at all here") == g.index.overlap("anything at all here")
+
+
+def test_calculator_writes_every_step_value(trained):
+    """With the calculator no draw can fail on a step's arithmetic; without it this small model does."""
+    g, _ = trained
+    slots = [("baking", 1), ("farm", 2)] * 6
+    on = g._draw(slots, seed=3, temperature=0.7, top_p=0.95, calculator=True)
+    off = g._draw(slots, seed=3, temperature=0.7, top_p=0.95, calculator=False)
+    wrong_step = [e for d in on for e in d["errors"] if e.startswith("step") and " is " in e]
+    assert wrong_step == [], wrong_step
+    assert sum(d["verified"] for d in on) >= sum(d["verified"] for d in off)
+    assert any(e.startswith("step") and " is " in e for d in off for e in d["errors"])
+
+
+def test_tied_gpt2_checkpoints_resume_and_reload(tmp_path):
+    """GPT-2's lm_head shares wte's storage: the trainer's checkpoints and save_pretrained write both
+    names (core.checkpoint._unshared), resume continues exactly, and a strict load keeps them tied."""
+    import torch
+
+    from edu_flash import ProblemGenerator
+    from edu_flash.problems.sample import sample_problems
+
+    data = sample_problems(32, seed=4, topics=("farm",), difficulties=(1,))
+    kw = dict(n_layer=1, n_embd=32, n_head=2, vocab_size=300, max_length=96, batch_size=8, lr=3e-3,
+              precision="32", dropout=0.0, warmup_ratio=0.0, scheduler="constant", max_epochs=2, checkpoint_every=2)
+    full = ProblemGenerator(**kw).finetune(data, run_dir=tmp_path / "full", progress=False)
+    reset_accelerate()
+    part = ProblemGenerator(max_steps=3, **kw).finetune(data, run_dir=tmp_path / "run", progress=False)
+    assert part.last_train_report.steps == 3
+    reset_accelerate()
+    rest = ProblemGenerator(**kw).finetune(data, run_dir=tmp_path / "run", resume=True, progress=False)
+    assert rest.last_train_report.resumed_from.endswith("step-00000003") and rest.last_train_report.steps == 8
+    for a, b in zip(full.model.state_dict().values(), rest.model.state_dict().values()):
+        assert torch.equal(a, b)
+    m = rest.model
+    assert m.lm_head.weight.data_ptr() == m.transformer.wte.weight.data_ptr()
+    g2 = ProblemGenerator.from_pretrained(rest.save_pretrained(tmp_path / "saved"))
+    assert g2.model.lm_head.weight.data_ptr() == g2.model.transformer.wte.weight.data_ptr()
+    assert torch.equal(g2.model.lm_head.weight, m.lm_head.weight)
+    reset_accelerate()
 
 
 def test_seq2seq_t5_backbone(tmp_path):

@@ -86,6 +86,28 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return float(spearmanr(np.asarray(x, float), np.asarray(y, float))[0])
 
 
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def numbers(text: str) -> list[str]:
+    """Number literals as written, thousands separators dropped ("1,200.50" -> "1200.50")."""
+    return _NUMBER.findall(re.sub(r"(?<=\d),(?=\d{3}\b)", "", text))
+
+
+def grounded(problem: str, solution: str) -> bool:
+    """Do the numbers of the solution's first `<<expr=value>>` step all appear in the problem text?
+    A cheap check that the solution works on the story's quantities rather than on invented ones
+    (a verified solution can still compute something unrelated to the question). Numbers a story
+    writes as words ("twice", "a dozen") count as missing, so human-written data scores below 1."""
+    from .verify import STEP
+
+    m = STEP.search(solution)
+    if m is None:
+        return False
+    given = {str(float(x)) for x in numbers(problem)}
+    return all(str(float(x)) in given for x in numbers(m.group(1)))
+
+
 def generation_metrics(samples: list[dict], max_overlap: float) -> dict:
     """samples: one dict per raw draw (before any filtering) with requested/realised difficulty,
     `parsed`, `verified` and `overlap` (max n-gram overlap with the training set)."""
@@ -96,14 +118,16 @@ def generation_metrics(samples: list[dict], max_overlap: float) -> dict:
     per_level = {}
     for d in sorted({s["difficulty"] for s in samples}):
         ps = [s for s in parsed if s["difficulty"] == d]
-        per_level[d] = {"requested": d, "samples": sum(s["difficulty"] == d for s in samples),
-                        "verified_rate": sum(s["verified"] for s in ps) / max(sum(s["difficulty"] == d for s in samples), 1),
+        k = sum(s["difficulty"] == d for s in samples)
+        per_level[d] = {"requested": d, "samples": k, "verified_rate": sum(s["verified"] for s in ps) / max(k, 1),
                         "mean_realised": sum(s["realised_difficulty"] for s in ps) / len(ps) if ps else float("nan")}
     return {
         "samples": n,
         "parse_rate": len(parsed) / n if n else 0.0,
         "verified_valid_rate": len(verified) / n if n else 0.0,
         "novelty": len(novel) / len(parsed) if parsed else 0.0,
+        "grounded_rate": (sum(bool(s.get("grounded")) for s in verified) / len(verified)
+                          if verified else float("nan")),
         "mean_train_overlap": sum(s["overlap"] for s in parsed) / len(parsed) if parsed else float("nan"),
         "distinct_2": distinct_n([s["problem"] for s in parsed], 2),
         "difficulty_spearman": spearman([s["difficulty"] for s in parsed], [s["realised_difficulty"] for s in parsed]),

@@ -60,27 +60,6 @@ def model_kind(model) -> str:
     return "seq2seq" if getattr(model.config, "is_encoder_decoder", False) else "causal"
 
 
-def _unshare(module, state_dict, prefix, local_metadata):
-    """Tied weights (GPT-2's lm_head = wte) share storage, which safetensors refuses in the trainer's
-    checkpoints; hand out a copy of each repeat (loading both keys re-ties them to equal values)."""
-    seen = set()
-    for k, v in list(state_dict.items()):
-        if not torch.is_tensor(v) or v.device.type == "meta":
-            continue
-        ptr = v.untyped_storage().data_ptr()
-        if ptr in seen:
-            state_dict[k] = v.detach().clone()
-        seen.add(ptr)
-    return state_dict
-
-
-def untie_state_dict(model) -> None:
-    """Register `_unshare` once on the root module (idempotent)."""
-    if not getattr(model, "_edu_flash_unshare", False):
-        model._register_state_dict_hook(_unshare)
-        model._edu_flash_unshare = True
-
-
 def add_control_tokens(model, tok, tokens: Sequence[str]) -> None:
     """Make every control token one special token; grow the embeddings if the vocabulary grew."""
     if tok.pad_token is None:
@@ -166,8 +145,13 @@ def perplexity(model, examples: Sequence[dict], pad_id: int, kind: str, batch_si
 
 @torch.inference_mode()
 def sample(model, tok, kind: str, prefixes: Sequence[str], *, temperature: float, top_p: float,
-           max_new_tokens: int, seed: int, batch_size: int = 32) -> list[str]:
-    """Sampled continuations (decoded, special tokens kept so the parser can split on them)."""
+           max_new_tokens: int, seed: int, batch_size: int = 32, calculator: bool = False) -> list[str]:
+    """Sampled continuations (decoded, special tokens kept so the parser can split on them); with
+    `calculator`, each `<<expr=` step's value is written by the exact evaluator (calculator.py)."""
+    from transformers import LogitsProcessorList
+
+    from .calculator import CalculatorLogitsProcessor, SamplingGuard
+
     was = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -180,9 +164,10 @@ def sample(model, tok, kind: str, prefixes: Sequence[str], *, temperature: float
             rows = [r + [eos] for r in rows]
         ids = _pad(rows, tok.pad_token_id, left=kind == "causal").to(device)
         mask = _pad([[1] * len(r) for r in rows], 0, left=kind == "causal").to(device)
+        procs = LogitsProcessorList([SamplingGuard(tok), *([CalculatorLogitsProcessor(tok)] if calculator else [])])
         gen = model.generate(input_ids=ids, attention_mask=mask, do_sample=temperature > 0,
                              temperature=max(temperature, 1e-5), top_p=top_p, max_new_tokens=max_new_tokens,
-                             eos_token_id=eos, pad_token_id=tok.pad_token_id)
+                             eos_token_id=eos, pad_token_id=tok.pad_token_id, logits_processor=procs)
         if kind == "causal":
             gen = gen[:, ids.shape[1]:]
         out += tok.batch_decode(gen, skip_special_tokens=False, clean_up_tokenization_spaces=False)

@@ -82,7 +82,7 @@ def parse_number(text: str) -> Fraction | None:
     """A written value ("1,200", "$4.50", "3/4", "-2", "12 apples") -> Fraction, else None."""
     t = _NUM_COMMA.sub("", str(text).strip()).replace("$", "").rstrip(".").strip()
     m = re.match(r"^-?\s*\d*\.?\d+(?:\s*/\s*\d+)?", t)
-    if not m:
+    if not m or re.search(r"[\d+\-*/=^()<>]", t[m.end():]):  # "12 apples" is 12; "4+2" or "4 5" is no number
         return None
     try:
         return Fraction(m.group(0).replace(" ", ""))
