@@ -78,3 +78,16 @@ def test_num_parameters_counts_torch_and_classical_models(trained):
     assert n == sum(p.numel() for p in trained.scorer.model.parameters()) > 0
     with pytest.raises(edu_flash.NotFittedError):
         edu_flash.EssayScorer("tfidf-ridge").num_parameters()
+
+
+def test_peak_memory_sees_a_known_allocation():
+    import numpy as np
+
+    from edu_flash.core.measure import PeakMemory
+
+    with PeakMemory() as small:
+        pass
+    with PeakMemory() as big:
+        a = np.ones(50_000_000, dtype=np.float32)  # 191 MiB, touched
+        del a
+    assert big.rss_mb > 150 and small.rss_mb < 50

@@ -26,7 +26,8 @@ def trained(tmp_path_factory):
 
     reset_accelerate()
     m = DiagramDiffusion(**TINY)
-    out = m.finetune(sample_diagrams(8, 16, seed=0), run_dir=tmp_path_factory.mktemp("dg") / "run", progress=False)
+    out = m.finetune(sample_diagrams(8, 16, seed=0), sample_diagrams(2, 16, seed=5),
+                     run_dir=tmp_path_factory.mktemp("dg") / "run", progress=False)
     assert out is m
     reset_accelerate()
     return m
@@ -119,12 +120,31 @@ def test_label_dropout_feeds_the_null_class():
     assert (seen[0] == 6).all() and (seen[1] == 0).all() and 0 < (seen[2] == 6).sum() < 64
 
 
+def test_prediction_targets_recover_the_clean_image():
+    """v = alpha·noise - sigma·x, so alpha·noisy - sigma·v gives x back; 'sample' learns x itself."""
+    from diffusers import DDPMScheduler
+
+    from edu_flash.diagrams.model import target
+
+    x, noise, t = torch.rand(4, 1, 8, 8) * 2 - 1, torch.randn(4, 1, 8, 8), torch.tensor([0, 10, 500, 999])
+    kw = dict(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
+    v_sched = DDPMScheduler(prediction_type="v_prediction", **kw)
+    a = v_sched.alphas_cumprod[t].sqrt().view(-1, 1, 1, 1)
+    s = (1 - v_sched.alphas_cumprod[t]).sqrt().view(-1, 1, 1, 1)
+    noisy = v_sched.add_noise(x, noise, t)
+    assert torch.allclose(a * noisy - s * target(v_sched, x, noise, t), x, atol=1e-5)
+    assert torch.equal(target(DDPMScheduler(prediction_type="epsilon", **kw), x, noise, t), noise)
+    assert torch.equal(target(DDPMScheduler(prediction_type="sample", **kw), x, noise, t), x)
+
+
 def test_finetune_trains_unet_and_ema_through_the_trainer(trained):
     from diffusers import UNet2DModel
 
     assert isinstance(trained.model, UNet2DModel)
     assert trained.model.config.num_class_embeds == len(CLASSES) + 1  # + the null class
     assert trained.last_train_report.steps == 12
+    losses = [h["loss"] for h in trained.last_train_report.history]  # fixed-noise validation, once an epoch
+    assert len(losses) == 4 and all(0 < v < 10 for v in losses) and len(set(losses)) == 4
     assert trained.state["ema_steps"] == 12  # one EMA update per optimizer step
     diff = sum(float((a - b).detach().abs().sum()) for a, b in zip(trained.model.parameters(), trained.ema_model.parameters()))
     assert diff > 0
@@ -180,12 +200,16 @@ def test_save_load_roundtrip_and_card(trained, tmp_path):
     assert "library_name: edu-flash" in card and "EMA" in card
     loaded = Task.from_pretrained(folder)
     assert isinstance(loaded, DiagramDiffusion) and loaded.classes == trained.classes
+    assert loaded.hparams.prediction_type == trained.hparams.prediction_type == "v_prediction"
     a = trained.generate("bar_chart", n=2, steps=2, seed=3)
     b = loaded.generate("bar_chart", n=2, steps=2, seed=3)
     assert all((np.asarray(x) == np.asarray(y)).all() for x, y in zip(a, b))
     ev = sample_diagrams(2, 16, seed=4)
     assert loaded.evaluate(ev, steps=1)["frechet_distance"] == pytest.approx(trained.evaluate(ev, steps=1)[
         "frechet_distance"], rel=1e-5)
+    cfg["hparams"].pop("prediction_type")  # a folder saved before v-prediction was the default
+    (folder / "config.json").write_text(json.dumps(cfg))
+    assert Task.from_pretrained(folder).hparams.prediction_type == "epsilon"
     grid = save_grid(a, tmp_path / "g.png", ncols=2)
     from PIL import Image
 
@@ -202,3 +226,52 @@ def test_continued_training_rejects_unknown_classes_before_training(trained, tmp
     assert "row 7" in str(e.value)
     assert all(torch.equal(a, b) for a, b in zip(before, trained.model.parameters()))
     assert read_table(bad) is not None
+
+
+# ---------------------------------------------------------------------------------------------- resume, built-in data
+def test_ema_state_survives_resume_from_a_checkpoint(tmp_path):
+    """Stopping after epoch 1 and resuming gives the EMA of an uninterrupted 2-epoch run, bit for bit."""
+    from safetensors.torch import load_file
+
+    from edu_flash.core import checkpoint
+
+    data = sample_diagrams(8, 16, seed=0)  # 48 images / batch 16: 3 steps an epoch
+    hp = dict(TINY, max_steps=None, max_epochs=2, warmup_ratio=0.0, scheduler="constant", reference_epochs=1,
+              card_samples=0)
+    straight = DiagramDiffusion(**hp).finetune(data, run_dir=tmp_path / "a", progress=False)
+    first = DiagramDiffusion(**dict(hp, max_epochs=1)).finetune(data, run_dir=tmp_path / "b", progress=False)
+    saved = load_file(str(checkpoint.latest(tmp_path / "b") / "extra.safetensors"))
+    assert int(saved["ema.step"]) == first.state["ema_steps"] == 3
+    assert all(torch.equal(saved[f"ema.{i}"], p) for i, p in enumerate(first._ema.shadow_params))
+    resumed = DiagramDiffusion(**hp).finetune(data, run_dir=tmp_path / "b", resume=True, progress=False)
+    assert resumed.last_train_report.resumed_from is not None
+    assert resumed.state["ema_steps"] == straight.state["ema_steps"] == 6
+    a, b = resumed.ema_model.state_dict(), straight.ema_model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed EMA weights differ from the uninterrupted run"
+    assert any(not torch.equal(a[k], resumed.model.state_dict()[k]) for k in a)  # the EMA is not the raw model
+
+
+def test_builtin_data_splits_and_default_finetune_data(monkeypatch):
+    from edu_flash.core.task import Splits
+
+    s = DiagramDiffusion.builtin_data(n=3, seed=0, image_size=16)
+    assert isinstance(s, Splits) and s.example in CLASSES
+    assert (len(s.train), len(s.val), len(s.test)) == (3 * len(CLASSES), 4 * len(CLASSES), 10 * len(CLASSES))
+    assert all({r["label"] for r in part} == set(CLASSES) for part in (s.train, s.val, s.test))
+    pixels = [{r["image"].tobytes() for r in part} for part in (s.train, s.val, s.test)]
+    assert not (pixels[0] & pixels[1] or pixels[0] & pixels[2] or pixels[1] & pixels[2])  # different seeds
+    assert s.train[0]["image"].size == (16, 16)
+    again, other = DiagramDiffusion.builtin_data(n=3, seed=0, image_size=16), DiagramDiffusion.builtin_data(n=3, seed=1)
+    assert [r["image"].tobytes() for r in again.test] == [r["image"].tobytes() for r in s.test]
+    assert other.train[0]["image"].tobytes() != s.train[0]["image"].tobytes()
+    m = DiagramDiffusion(**s.hparams)  # valid settings for the default backbone
+    assert m.hparams.image_size == 16 and m.hparams.max_steps
+    with pytest.raises(ConfigError, match="n"):
+        DiagramDiffusion.builtin_data(n=0)
+
+    def marker(cls, n=None, seed=0, *, image_size=32):
+        raise RuntimeError(f"builtin_data called for {image_size} px")
+
+    monkeypatch.setattr(DiagramDiffusion, "builtin_data", classmethod(marker))
+    with pytest.raises(RuntimeError, match="24 px"):  # finetune() with no data renders through builtin_data
+        DiagramDiffusion(**TINY).finetune(image_size=24, block_channels=(8, 16))

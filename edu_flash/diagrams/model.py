@@ -28,12 +28,23 @@ def build_unet(config: dict, seed: int | None = None):
 
 
 def noise_scheduler_config(hp) -> dict:
-    return dict(num_train_timesteps=hp.timesteps, beta_schedule=hp.beta_schedule, prediction_type="epsilon",
-                clip_sample=True)
+    return dict(num_train_timesteps=hp.timesteps, beta_schedule=hp.beta_schedule,
+                prediction_type=getattr(hp, "prediction_type", "epsilon"), clip_sample=True)
+
+
+def target(scheduler, pixels, noise, t):
+    """What the network learns to output: the noise (epsilon), the velocity (v) or the clean image (sample)."""
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        return scheduler.get_velocity(pixels, noise, t)
+    return pixels
 
 
 def diffusion_loss(model, pixels, labels, *, null_id: int, label_dropout: float, scheduler):
-    """DDPM noise-prediction loss; a fraction of labels become the null class (classifier-free guidance)."""
+    """DDPM loss for the scheduler's prediction type; a fraction of labels become the null class
+    (classifier-free guidance needs an unconditional model too)."""
     import torch.nn.functional as F
 
     noise = torch.randn_like(pixels)
@@ -43,7 +54,7 @@ def diffusion_loss(model, pixels, labels, *, null_id: int, label_dropout: float,
         drop = torch.rand(labels.shape, device=labels.device) < label_dropout
         labels = torch.where(drop, torch.full_like(labels, null_id), labels)
     pred = model(noisy, t, class_labels=labels, return_dict=False)[0]
-    return F.mse_loss(pred.float(), noise.float())
+    return F.mse_loss(pred.float(), target(scheduler, pixels, noise, t).float())
 
 
 @torch.inference_mode()
