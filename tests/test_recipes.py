@@ -141,3 +141,21 @@ def test_missing_data_and_ids_are_named_before_training(essay_root, tmp_path):
     with pytest.raises(DataError, match="test.txt"):
         bench(recipe, data_root=essay_root, out=tmp_path / "cards", run_root=tmp_path / "runs")
     assert not (tmp_path / "cards").exists() and not (tmp_path / "runs").exists()
+
+
+def test_published_cards_cover_every_recipe_and_match_their_leaderboards():
+    """model_cards/<task>/ as committed: a valid card per recipe whose model-index figures are the
+    best leaderboard row's (the card and the leaderboard come from the same run)."""
+    import math
+
+    from huggingface_hub import ModelCard
+
+    cards = {p.parent.name: p for p in (REPO / "model_cards").glob("*/README.md")}
+    assert set(cards) == {load_recipe(p).task for p in RECIPES}
+    for task, path in cards.items():
+        check_card(path)
+        recipe = load_recipe(REPO / "tasks" / f"{task}.yaml")
+        best = pd.read_csv(path.parent / "leaderboard.csv").iloc[0]
+        results = {r.metric_type: r.metric_value for r in ModelCard.load(path).data.eval_results}
+        assert math.isclose(results[recipe.metric], best[recipe.metric], abs_tol=1e-6), task
+        assert "Backbone comparison" in path.read_text(encoding="utf-8")
