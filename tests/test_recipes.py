@@ -159,3 +159,17 @@ def test_published_cards_cover_every_recipe_and_match_their_leaderboards():
         results = {r.metric_type: r.metric_value for r in ModelCard.load(path).data.eval_results}
         assert math.isclose(results[recipe.metric], best[recipe.metric], abs_tol=1e-6), task
         assert "Backbone comparison" in path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", sorted(discover()))
+def test_every_task_has_builtin_data(name):
+    """The Splits contract the demo, examples, compare --builtin and `source: builtin` rely on."""
+    from edu_flash.core.task import Splits
+
+    cls = discover()[name]
+    s = cls.builtin_data(40, seed=1)
+    assert isinstance(s, Splits) and s.train is not None and s.test is not None and s.example is not None
+    assert s.backbone is None or s.backbone in cls.backbones
+    cls(s.backbone, **s.hparams)  # the demo settings are valid hyperparameters
+    again = cls.builtin_data(40, seed=1)
+    assert repr(again.example) == repr(s.example)  # deterministic by seed

@@ -90,8 +90,20 @@ class Task:
 
     @classmethod
     def builtin_data(cls, n: int | None = None, seed: int = 0) -> Splits:
-        """Data the project generates itself (no download); `n` scales it (the task says in what unit)."""
-        raise NotImplementedError(f"{cls.__name__} has no built-in data")
+        """Data the project generates itself (no download); `n` scales it (the task says in what unit).
+
+        By default `builtin_splits(n, seed)` from the task package's `sample` module; a task whose
+        built-in data needs more arguments overrides this.
+        """
+        import importlib
+
+        package = cls.__module__.rpartition(".")[0]
+        try:
+            make = importlib.import_module(f"{package}.sample").builtin_splits
+        except (ImportError, AttributeError):
+            raise NotImplementedError(f"{cls.__name__} has no built-in data ({package}.sample.builtin_splits)") \
+                from None
+        return make(n, seed)
 
     # ------------------------------------------------------------------ hooks a task implements
     def _prepare(self, train: Table, val: Table | None, **data_kwargs) -> Any:

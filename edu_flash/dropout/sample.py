@@ -131,7 +131,8 @@ def write_oulad_folder(folder: str | os.PathLike, data: DropoutData, *, daily: b
 
 
 def builtin_splits(n: int | None = None, seed: int = 0):
-    """`sample_dropout_data` split 70/10/20 by student for the demo, examples, recipes and compare."""
+    """n (default 600) `sample_dropout_data` registrations split 70/10/20 by student, for the demo,
+    examples, recipes and compare."""
     from ..core.task import Splits
 
     data = sample_dropout_data(n or 600, seed=seed)

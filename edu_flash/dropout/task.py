@@ -101,13 +101,6 @@ class DropoutPredictor(Inference, Task):
         headline_metrics=("roc_auc", "pr_auc", "f1", "precision_at_k", "brier"),
     )
 
-    @classmethod
-    def builtin_data(cls, n: int | None = None, seed: int = 0):
-        """n synthetic registrations (default 600), split 70/10/20 by student."""
-        from .sample import builtin_splits
-
-        return builtin_splits(n, seed)
-
     def __init__(self, backbone: str | None = None, **hparams):
         super().__init__(backbone, **hparams)
         if self.backbone not in self.backbones:

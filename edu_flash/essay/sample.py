@@ -203,8 +203,8 @@ def sample_essays(n: int = 900, seed: int = 0) -> pd.DataFrame:
 
 
 def builtin_splits(n: int | None = None, seed: int = 0):
-    """`sample_essays` split 70/10/20 for the demo, examples, recipes and compare; MiniLM when its
-    package is installed, else the TF-IDF baseline (still no download)."""
+    """n (default 600) `sample_essays` split 70/10/20 for the demo, examples, recipes and compare;
+    MiniLM when its package is installed, else the TF-IDF baseline (still no download)."""
     import importlib.util
 
     from ..core.task import Splits

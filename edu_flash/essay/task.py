@@ -105,13 +105,6 @@ class EssayScorer(Task):
         super().__init__(backbone, **hparams)
         self.tokenizer = None
 
-    @classmethod
-    def builtin_data(cls, n: int | None = None, seed: int = 0):
-        """n sample essays (default 600) over 3 prompts, split 70/10/20."""
-        from .sample import builtin_splits
-
-        return builtin_splits(n, seed)
-
     # ------------------------------------------------------------------ data
     def _columns(self, text_column=None, score_column=None, prompt_column=None, subgroup_columns=None) -> dict:
         cols = self.state.get("columns", {})

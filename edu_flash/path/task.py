@@ -61,13 +61,6 @@ class PathRecommender(Task):
     }
     card_text = CARD_TEXT
 
-    @classmethod
-    def builtin_data(cls, n: int | None = None, seed: int = 0):
-        """n simulated students (default 400), split 70/10/20 by student."""
-        from .sample import builtin_splits
-
-        return builtin_splits(n, seed)
-
     def __init__(self, backbone: str | None = None, **hparams):
         super().__init__(backbone, **hparams)
         if self.backbone not in self.backbones:
