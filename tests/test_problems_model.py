@@ -154,3 +154,28 @@ def test_seq2seq_t5_backbone(tmp_path):
     b = g2._draw([("school", 1)], seed=1, temperature=0.0, top_p=1.0)
     assert a[0]["parsed"] == b[0]["parsed"] and a[0].get("problem") == b[0].get("problem")
     reset_accelerate()
+
+
+def test_require_grounded_rejects_solutions_on_invented_numbers(trained, monkeypatch):
+    """A verified draw whose first step uses a number the story never states is re-sampled when
+    require_grounded is on, and reported under its own reason."""
+    g, _ = trained
+    bad = {"parsed": True, "verified": True, "overlap": 0.0, "grounded": False, "realised_difficulty": 1,
+           "problem": "Ben buys 5 bags of 9 apples. How many apples?", "solution": "<<5*7=35>>35\n#### 35",
+           "answer": "35", "errors": []}
+    good = {**bad, "grounded": True, "solution": "<<5*9=45>>45\n#### 45", "answer": "45"}
+    calls = []
+
+    def fake_draw(slots, seed, temperature, top_p, calculator=None):
+        calls.append(len(slots))
+        row = bad if len(calls) == 1 else good
+        return [{**row, "topic": t, "difficulty": d} for t, d in slots]
+
+    monkeypatch.setattr(g, "_draw", fake_draw)
+    monkeypatch.setattr(g, "hparams", g.hparams.replace(require_grounded=True))
+    out = g.generate(topic="farm", difficulty=1, n=2, seed=0)
+    assert [p["solution"] for p in out] == [good["solution"]] * 2 and all(p["grounded"] for p in out)
+    assert g.last_generation["rejected_by_reason"] == {"ungrounded": 2} and calls == [2, 2]
+    monkeypatch.setattr(g, "hparams", g.hparams.replace(require_grounded=False))
+    calls.clear()
+    assert [p["solution"] for p in g.generate(topic="farm", difficulty=1, n=1, seed=0)] == [bad["solution"]]

@@ -45,6 +45,7 @@ class ProblemHParams(TrainHParams):
     ngram: int = bounded(4, min=1)
     max_overlap: float = bounded(0.8, min=0.0, max=1.0)  # n-gram share with one training problem
     require_steps: bool = True  # a solution with no <<expr=value>> step cannot be verified
+    require_grounded: bool = False  # also reject verified draws whose first step uses numbers the problem lacks
     predict_batch_size: int = bounded(32, min=1)
 
     def validate(self) -> None:
@@ -252,10 +253,11 @@ class ProblemGenerator(Task):
             for i, row in zip(pending, draws):
                 attempts[i] += 1
                 reason = ("unparseable" if not row["parsed"] else "unverified" if verify and not row["verified"]
+                          else "ungrounded" if hp.require_grounded and not row["grounded"]
                           else "near_duplicate" if dedup and row["overlap"] >= hp.max_overlap else None)
                 if reason is None:
                     results[i] = {k: row[k] for k in ("topic", "difficulty", "problem", "solution", "answer",
-                                                       "verified", "realised_difficulty", "overlap")}
+                                                       "verified", "grounded", "realised_difficulty", "overlap")}
                     results[i]["attempts"] = attempts[i]
                     continue
                 why[reason] += 1
