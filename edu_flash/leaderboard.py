@@ -73,14 +73,13 @@ def compare(task, backbones: list[str] | None = None, train=None, test=None, *, 
     if metric is None:
         text = cls.card_text
         metric = text.headline_metrics[0] if text and text.headline_metrics else None
-    for b in backbones:  # bad hyperparameters fail here, before any backbone trains
-        cls(b, **{**(hparams or {}), **(backbone_hparams or {}).get(b, {})})
+    # every task built up front, so bad hyperparameters fail before any backbone trains
+    tasks = [cls(b, **{**(hparams or {}), **(backbone_hparams or {}).get(b, {})}) for b in backbones]
 
     rows = []
-    for b in backbones:
+    for b, obj in zip(backbones, tasks):
         row: dict[str, Any] = {"backbone": b}
         try:
-            obj = cls(b, **{**(hparams or {}), **(backbone_hparams or {}).get(b, {})})
             with PeakMemory() as mem:
                 t0 = time.perf_counter()
                 obj.finetune(train, val, run_dir=Path(run_dir) / _folder_name(b), devices=devices,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -288,7 +288,7 @@ def bench(recipe: Recipe | str | os.PathLike, *, data_root: str | os.PathLike = 
         unknown = sorted(set(backbones) - set(recipe.backbones))
         if unknown:
             raise ConfigError(f"backbones {unknown} are not in {recipe.path.name} (it has {list(recipe.backbones)})")
-        recipe.backbones = {b: recipe.backbones[b] for b in backbones}
+        recipe = replace(recipe, backbones={b: recipe.backbones[b] for b in backbones})  # caller's stays whole
     splits = load_splits(recipe, data_root)
     cls = recipe.task_class
     run = Path(run_root) / cls.task_name
