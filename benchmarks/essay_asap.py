@@ -17,7 +17,6 @@ Published averages (same protocol, mean per-prompt QWK) are printed beside them.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import platform
 import statistics
@@ -25,9 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from asap import ASAP_RANGES, read_asap
+
 REPO = Path(__file__).resolve().parent.parent
-ASAP_RANGES = {"1": (2, 12), "2": (1, 6), "3": (0, 3), "4": (0, 3), "5": (0, 4), "6": (0, 4),
-               "7": (0, 30), "8": (0, 60)}
 PROMPTS = list(ASAP_RANGES)
 # Published mean per-prompt QWK on the same 5 folds (EASE with BLRR and the LSTM: Taghipour & Ng, EMNLP 2016;
 # R2BERT: Yang et al., Findings of EMNLP 2020); human-human: the rater1-vs-rater2 agreement commonly quoted.
@@ -58,12 +57,7 @@ def resolve_data(path: str) -> Path:
 
 
 def load_asap(folder: Path):
-    import pandas as pd
-
-    df = pd.read_csv(folder / "training_set_rel3.tsv", sep="\t", encoding="latin-1", quoting=csv.QUOTE_NONE)
-    df["essay"] = df["essay"].str.strip().str.strip('"')  # QUOTE_NONE keeps the surrounding quotes
-    df["essay_set"] = df["essay_set"].astype(str)
-    return df[["essay_id", "essay_set", "essay", "domain1_score"]].set_index("essay_id", drop=False)
+    return read_asap(folder).set_index("essay_id", drop=False)
 
 
 def load_fold(df, folder: Path, k: int) -> dict:

@@ -52,11 +52,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from asap import ASAP_RANGES, read_asap
+
 EDU, BARE = "edu-flash (defaults: bf16, grouped)", "bare loop (bf16, grouped), reference"
 HF_DEF, HF_BEST = "HF Trainer defaults (fp32)", "HF Trainer bf16 + group_by_length"
 PIPE, P32, PBF = "pipeline (batch 1, default)", "EssayScorer.predict fp32", "EssayScorer.predict bf16"
-ASAP_RANGES = {"1": (2, 12), "2": (1, 6), "3": (0, 3), "4": (0, 3), "5": (0, 4), "6": (0, 4),
-               "7": (0, 30), "8": (0, 60)}
 
 
 def parse_args(argv=None):
@@ -78,12 +78,8 @@ def parse_args(argv=None):
 
 
 def load_asap(folder: Path, n: int, seed: int):
-    import pandas as pd
-
-    df = pd.read_csv(folder / "training_set_rel3.tsv", sep="\t", encoding="latin-1", quoting=csv.QUOTE_NONE)
-    df["essay"] = df["essay"].str.strip().str.strip('"')
-    df["prompt"] = df["essay_set"].astype(str)
-    df["score"] = df["domain1_score"].astype(float)
+    df = read_asap(folder)
+    df = df.assign(prompt=df["essay_set"], score=df["domain1_score"].astype(float))
     return df[["essay_id", "essay", "prompt", "score"]].sample(n=n, random_state=seed).reset_index(drop=True)
 
 
