@@ -139,10 +139,17 @@ def cmd_card(a) -> None:
     from .core.cardcheck import check_card
 
     path = Path(a.path)
+    if not path.exists():  # never a hub lookup: cards are read from disk
+        from .core.errors import CheckpointError
+
+        raise CheckpointError(f"{path}: no such model folder or card file")
     readme = path / "README.md" if path.is_dir() else path
     if a.validate:
         info = check_card(readme)
-        print(f"{readme}: valid ({info['results']} model-index results; metrics: {', '.join(info['metrics'])})")
+        if not info["results"]:
+            print(f"{readme}: valid (no results recorded yet: the card says so)")
+        else:
+            print(f"{readme}: valid ({info['results']} model-index results; metrics: {', '.join(info['metrics'])})")
         return
     if path.is_dir() and (path / "config.json").exists() and a.rewrite:
         obj = _load(str(path))

@@ -6,7 +6,7 @@ import socket
 import pytest
 from huggingface_hub import ModelCard
 
-from edu_flash import EssayScorer
+from edu_flash import ConfigError, EssayScorer
 from edu_flash.core import card as cardlib
 
 SECTIONS = ["## Intended use", "## Out-of-scope use", "## Training data", "## Evaluation",
@@ -107,3 +107,64 @@ def test_card_data_round_trips_through_dict():
     again = cardlib.CardData.from_dict({**data.to_dict(), "unknown_future_field": 1})
     assert again == data
     assert cardlib.md_table([{"a": 1, "b": float("nan")}]).splitlines()[-1] == "| 1 | n/a |"
+
+
+# ---------------------------------------------------------------- issue 16: cards that fit the model
+@pytest.fixture()
+def essay_csv(essays, tmp_path):
+    p = tmp_path / "my_essays.csv"
+    essays.iloc[:120].to_csv(p, index=False)
+    return p
+
+
+def _ridge():
+    return EssayScorer("tfidf-ridge", ngram_max=1)
+
+
+def test_card_names_the_training_file_or_the_given_dataset_name(essays, essay_csv):
+    s = _ridge().finetune(str(essay_csv), text_column="essay", prompt_column="prompt")
+    assert s.card.datasets == ["my_essays.csv"] and s.card.training_data["source"] == "my_essays.csv"
+    s = _ridge().finetune(essays.iloc[:120], text_column="essay", prompt_column="prompt", dataset_name="ASAP fold 0")
+    text = s.model_card()
+    assert s.card.datasets == ["ASAP fold 0"] and "**source:** ASAP fold 0" in text
+    s = _ridge().finetune(essays.iloc[:120], text_column="essay", prompt_column="prompt")
+    assert "train (DataFrame)" not in s.model_card() and "dataset_name=" in s.model_card()
+    with pytest.raises(ConfigError, match="dataset_name"):
+        _ridge().finetune(essays.iloc[:120], text_column="essay", dataset_name="  ")
+
+
+def test_card_hyperparameters_come_from_the_task_hook(essays):
+    s = _ridge()
+    s._card_hparams = lambda: {"ngram_max": 1, "chosen alpha": 3.0}
+    s.finetune(essays.iloc[:120], text_column="essay", prompt_column="prompt")
+    assert s.card.hyperparameters == {"ngram_max": 1, "chosen alpha": 3.0}
+    assert "| chosen alpha | 3 |" in s.model_card()
+    assert _ridge()._card_hparams() == _ridge().hparams.to_dict()  # the default: all of them
+
+
+def test_wall_time_covers_the_whole_finetune(essays, monkeypatch):
+    import time
+
+    s = _ridge()
+    slow = type(s)._prepare
+
+    def prepare(self, *a, **k):  # data checks and feature building count, not only the model fit
+        time.sleep(0.6)
+        return slow(self, *a, **k)
+
+    monkeypatch.setattr(type(s), "_prepare", prepare)
+    t0 = time.perf_counter()
+    s.finetune(essays.iloc[:120], text_column="essay", prompt_column="prompt")
+    took = time.perf_counter() - t0
+    assert 0.6 <= s.card.procedure["wall time (s)"] <= took + 0.05
+
+
+def test_card_without_results_says_so_and_validates(essays, tmp_path):
+    from edu_flash.core.cardcheck import check_card
+
+    folder = _ridge().finetune(essays.iloc[:120], text_column="essay", prompt_column="prompt").save_pretrained(
+        tmp_path / "m")
+    assert check_card(folder / "README.md") == {"results": 0, "metrics": []}
+    (tmp_path / "README.md").write_text("---\nlibrary_name: edu-flash\n---\n# claims nothing, says nothing\n")
+    with pytest.raises(Exception, match="no model-index results"):
+        check_card(tmp_path / "README.md")

@@ -67,3 +67,23 @@ def test_compare_builtin_and_demo(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "roc_auc" in out and "saved with its card" in out
     assert main(["card", str(tmp_path / "demo" / "dropout_prediction"), "--validate"]) == 0
+
+
+def test_finetune_without_test_writes_a_card_that_validates(essays, tmp_path, capsys):
+    essays.iloc[:120].to_csv(tmp_path / "train.csv", index=False)
+    assert main(["finetune", "EssayScorer", str(tmp_path / "train.csv"), "--backbone", "tfidf-ridge", "--out",
+                 str(tmp_path / "m"), "--set", "text_column=essay", "--set", "prompt_column=prompt"]) == 0
+    capsys.readouterr()
+    assert main(["card", str(tmp_path / "m"), "--validate"]) == 0
+    assert "no results recorded yet" in capsys.readouterr().out
+
+
+def test_card_of_a_missing_folder_fails_at_once_without_the_hub(tmp_path, capsys):
+    import time
+
+    t0 = time.perf_counter()
+    assert main(["card", "runs/nothing", "--validate"]) == 2
+    assert main(["card", "runs/nothing"]) == 2
+    assert time.perf_counter() - t0 < 5
+    err = capsys.readouterr().err
+    assert "runs/nothing" in err and "no such" in err and "Traceback" not in err

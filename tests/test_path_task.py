@@ -196,7 +196,7 @@ def test_dkt_format_file_trains_directly(tmp_path):
                   ",".join(str(x) for x in rng.integers(0, 2, n)) + ","]
     (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
     rec = PathRecommender("pfa").finetune(tmp_path / "train.csv")
-    assert rec.card.datasets == [str(tmp_path / "train.csv")]
+    assert rec.card.datasets == ["train.csv"]  # the file name, not the full local path
     assert rec.evaluate(tmp_path / "train.csv")["responses"] == sum(int(n) - 1 for n in lines[::3])
 
 

@@ -14,6 +14,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 # Only hub dataset ids belong in the metadata; local paths and in-memory tables stay in the prose.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# What a card with no results says instead of an Evaluation section; `card --validate` accepts such a
+# card because it claims nothing (cardcheck.py).
+NO_RESULTS = "_No evaluation recorded: call `evaluate(data)` before saving to add results here._"
 
 
 @dataclass
@@ -128,7 +131,7 @@ def _render(text: CardText, data: CardData, *, model_name: str, folder: str, cls
         s.append("_Not trained yet._\n")
     s.append("## Evaluation\n")
     if not data.evaluations:
-        s.append("_No evaluation recorded: call `evaluate(data)` before saving to add results here._\n")
+        s.append(NO_RESULTS + "\n")
     for ev in data.evaluations:
         s.append(f"### {ev['dataset']} ({ev.get('split', 'test')})\n")
         scalars = [{"metric": k, "value": v} for k, v in ev["metrics"].items() if isinstance(v, (int, float))]

@@ -7,6 +7,7 @@ class declares `task_name`, `hparams_cls`, `backbones`, `card_text` and implemen
 """
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ class Task:
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
+        if "finetune" in cls.__dict__:  # a task's own finetune (extra steps around core's) is timed whole
+            cls.finetune = _whole_finetune(cls.__dict__["finetune"])
         register_task(cls)
 
     def __init__(self, backbone: str | None = None, **hparams):
@@ -128,15 +131,21 @@ class Task:
     def _describe_data(self, prepared: Any) -> dict:
         return {}
 
+    def _card_hparams(self) -> dict:
+        """The hyperparameters the card lists. Default: all of them; a task overrides this to list only
+        what its backbone uses, plus what the fit chose."""
+        return self.hparams.to_dict()
+
     # ------------------------------------------------------------------ training
     def finetune(self, data, val=None, *, devices: int = 1, strategy: str = "auto", resume: bool = False,
                  run_dir: str | os.PathLike | None = None, progress: bool | None = None,
-                 max_memory: int | str | None = None, **kwargs):
+                 max_memory: int | str | None = None, dataset_name: str | None = None, **kwargs):
         """Train on `data` (path, DataFrame, datasets.Dataset or list of dicts); returns self.
 
         Keyword arguments that name hyperparameters override them for this and later runs; the rest
         go to the task's data adapter (column names, score ranges, ...). `devices=N` starts N worker
         processes (under torchrun: trains as this rank); `max_memory` bounds `batch_size="auto"`.
+        `dataset_name` is what the model card calls the training data (default: the file name).
         """
         hp_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in self.hparams_cls.names()}
         if "precision" in hp_kw:
@@ -156,6 +165,7 @@ class Task:
             check_config(hp, strategy, max_memory)
         self._check_data_kwargs(kwargs)
         train = read_table(data, name="train")
+        label = dataset_label(data, train.source, dataset_name)
         val_t = read_table(val, name="val", split="validation") if val is not None else None
         old_hp, self.hparams = self.hparams, hp  # _prepare may read this run's hyperparameters
         try:
@@ -166,13 +176,13 @@ class Task:
         from .seed import seed_everything
 
         seed_everything(hp.seed)
-        t0 = time.perf_counter()
         run_dir = Path(run_dir) if run_dir is not None else Path("runs") / self.task_name
         from .launch import spawn_finetune, under_launcher
 
         if spec.engine == "torch" and devices > 1 and not under_launcher():  # data checked above, then spawn
             return spawn_finetune(self, data, val, hp=hp, devices=devices, strategy=strategy, resume=resume,
-                                  run_dir=run_dir, progress=progress, max_memory=max_memory, data_kwargs=kwargs)
+                                  run_dir=run_dir, progress=progress, max_memory=max_memory,
+                                  data_kwargs={**kwargs, **({"dataset_name": dataset_name} if dataset_name else {})})
         if spec.engine == "torch":
             from .trainer import Trainer
 
@@ -186,7 +196,7 @@ class Task:
                          "devices": report.world_size, "batch size per device": report.per_device_batch_size,
                          "epochs": report.epochs, "optimizer steps": report.steps,
                          "stopped early": report.stopped_early, "final train loss": report.final_train_loss,
-                         "wall time (s)": round(report.wall_time_s, 1)}
+                         "wall time (s)": None, "training loop (s)": round(report.wall_time_s, 1)}
             if report.monitor and report.best_metric is not None:
                 procedure[f"best validation {report.monitor}"] = report.best_metric
             procedure.update(report.extra)
@@ -196,13 +206,15 @@ class Task:
 
             self._fit_classical(prepared)
             procedure = {"engine": "scikit-learn (in-process)", "hardware": hardware_name(torch.device("cpu")),
-                         "wall time (s)": round(time.perf_counter() - t0, 1)}
+                         "wall time (s)": None}
         self.card.backbone = self.backbone
         self.card.base_model = spec.name if spec.engine == "torch" else None
         self.card.training_data = self._describe_data(prepared)
-        self.card.datasets = [train.source]
-        self.card.hyperparameters = hp.to_dict()
-        self.card.procedure = procedure
+        if "source" in self.card.training_data:
+            self.card.training_data["source"] = label
+        self.card.datasets = [label]
+        self.card.hyperparameters = self._card_hparams()
+        self.card.procedure = procedure  # "wall time (s)": the whole finetune, filled in by _whole_finetune
         return self
 
     def _check_data_kwargs(self, kwargs: dict) -> None:
@@ -276,6 +288,41 @@ class Task:
         name = Path(folder).name if folder else f"{self.task_name}-{Path(str(self.backbone)).name}"
         return cardlib.render(self.card_text, self.card, model_name=name, folder=folder or "path/to/model",
                               cls_name=type(self).__name__)
+
+
+def _whole_finetune(fn):
+    """Time `finetune` from its first line to its return, through any task override that calls core's
+    (data checks, feature building, the fit, thresholds, a reference model: everything the user waits for)."""
+    @functools.wraps(fn)
+    def finetune(self, *args, **kwargs):
+        if getattr(self, "_finetune_t0", None) is not None:  # an override calling super().finetune
+            return fn(self, *args, **kwargs)
+        self._finetune_t0 = time.perf_counter()
+        try:
+            out = fn(self, *args, **kwargs)
+        finally:
+            t0, self._finetune_t0 = self._finetune_t0, None
+        if isinstance(self.card.procedure, dict) and "wall time (s)" in self.card.procedure:
+            self.card.procedure["wall time (s)"] = round(time.perf_counter() - t0, 1)
+        return out
+
+    return finetune
+
+
+Task.finetune = _whole_finetune(Task.finetune)
+
+
+def dataset_label(data, source: str, name: str | None = None) -> str:
+    """What the card calls a data set: the user's `dataset_name`, else a file's name, else what it is."""
+    if name is not None:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"dataset_name must be a non-empty string, got {name!r}")
+        return name.strip()
+    if isinstance(data, (str, os.PathLike)) or os.path.exists(source):
+        return Path(source).name or source
+    if source.endswith(" (DataFrame)"):
+        return "an in-memory pandas DataFrame (name it with dataset_name=)"
+    return source
 
 
 def migrate_config(cfg: dict, where) -> dict:
