@@ -62,15 +62,20 @@ def test_bad_settings_fail_before_anything_trains(dropout_splits, tmp_path):
 
 def test_failures_are_recorded_on_request(essays, tmp_path):
     cols = dict(text_column="essay", score_column="score", prompt_column="prompt")
-    missing = str(tmp_path / "no-such-model")
-    board = edu_flash.compare("EssayScorer", ["tfidf-ridge", missing], essays.iloc[:160], essays.iloc[160:],
+    broken = tmp_path / "not-a-model"  # a folder, so a valid backbone name, that fails when training starts
+    broken.mkdir()
+    board = edu_flash.compare("EssayScorer", ["tfidf-ridge", str(broken)], essays.iloc[:160], essays.iloc[160:],
                               finetune_args=cols, run_dir=tmp_path, on_error="record")
     assert board.iloc[0].backbone == "tfidf-ridge" and board.iloc[0].qwk_avg > 0
-    bad = board[board.backbone == missing].iloc[0]
+    bad = board[board.backbone == str(broken)].iloc[0]
     assert isinstance(bad.error, str) and bad.error
     with pytest.raises(Exception):
-        edu_flash.compare("EssayScorer", [missing], essays.iloc[:160], essays.iloc[160:], finetune_args=cols,
+        edu_flash.compare("EssayScorer", [str(broken)], essays.iloc[:160], essays.iloc[160:], finetune_args=cols,
                           run_dir=tmp_path)
+    # a misspelt backbone is a configuration error: it fails before any backbone trains, even with "record"
+    with pytest.raises(edu_flash.ConfigError, match="did you mean 'tfidf-ridge'"):
+        edu_flash.compare("EssayScorer", ["tfidf-ridge", "tfidf-rigde"], essays.iloc[:160], essays.iloc[160:],
+                          finetune_args=cols, run_dir=tmp_path, on_error="record")
 
 
 def test_num_parameters_counts_torch_and_classical_models(trained):

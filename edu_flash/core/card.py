@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
-# Only hub dataset ids belong in the metadata; local paths and in-memory tables stay in the prose.
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+from .registry import HUB_ID as _HUB_ID  # only hub dataset ids belong in the metadata
 # What a card with no results says instead of an Evaluation section; `card --validate` accepts such a
 # card because it claims nothing (cardcheck.py).
 NO_RESULTS = "_No evaluation recorded: call `evaluate(data)` before saving to add results here._"

@@ -7,6 +7,7 @@ class declares `task_name`, `hparams_cls`, `backbones`, `card_text` and implemen
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import os
 import time
@@ -22,6 +23,9 @@ from .io import atomic_folder, read_json, write_json
 from .registry import Backbone, register_task
 
 CONFIG_VERSION = 1
+# True while from_pretrained rebuilds a saved task: its backbone (perhaps a folder on another machine)
+# was checked when it was trained, and the weights come from the model folder.
+_LOADING = contextvars.ContextVar("edu_flash_loading", default=False)
 
 
 @dataclass
@@ -60,6 +64,10 @@ class Task:
 
     def __init__(self, backbone: str | None = None, **hparams):
         self.backbone = backbone or self.default_backbone
+        if not _LOADING.get():
+            from .registry import check_backbone
+
+            check_backbone(type(self), self.backbone)  # a typo fails here, never as a hub download later
         self.hparams = self.hparams_cls.from_dict(hparams)  # unknown names -> ConfigError listing valid ones
         self.model = None        # learned weights: an nn.Module or a fitted classical model
         self.state: dict = {}    # learned non-weight state (label ranges, column names, ...), JSON only
@@ -163,6 +171,11 @@ class Task:
             from .trainer import check_config
 
             check_config(hp, strategy, max_memory)
+        if spec.engine == "torch" and self.model is None and isinstance(spec.resolve(), str):
+            from .registry import check_hub_source
+
+            src = spec.resolve()
+            check_hub_source(src, f"backbone {self.backbone!r}" + (f" ({src})" if src != self.backbone else ""))  # reachable before any data is read
         self._check_data_kwargs(kwargs)
         train = read_table(data, name="train")
         label = dataset_label(data, train.source, dataset_name)
@@ -263,22 +276,22 @@ class Task:
         """
         folder = Path(path)
         if not folder.exists():
-            if os.path.isabs(str(path)) or str(path).startswith(".") or str(path).count("/") != 1:
-                raise CheckpointError(f"model folder {str(path)!r} does not exist")
-            from huggingface_hub import snapshot_download
-
-            folder = Path(snapshot_download(str(path)))
+            folder = _missing_folder(path)  # an explicit hub id is downloaded; anything else fails here
         cfg_path = folder / "config.json"
         if not cfg_path.exists():
             raise CheckpointError(f"{folder} has no config.json: not an edu-flash model folder")
         cfg = migrate_config(read_json(cfg_path), cfg_path)
         if cls.task_name and cfg["task"] != cls.task_name:
-            raise CheckpointError(f"{folder} holds a {cfg['task_class']} ({cfg['task']!r}), not a {cls.__name__}")
+            raise CheckpointError(_wrong_task(folder, cfg["task"], cls))
         if not cls.task_name:
             from .registry import get_task
 
             cls = get_task(cfg["task"])
-        obj = cls(backbone=cfg["backbone"], **{**cfg["hparams"], **hparam_overrides})
+        token = _LOADING.set(True)
+        try:
+            obj = cls(backbone=cfg["backbone"], **{**cfg["hparams"], **hparam_overrides})
+        finally:
+            _LOADING.reset(token)
         obj.state = cfg.get("state", {})
         obj.card = cardlib.CardData.from_dict(cfg.get("card"))
         obj._load_weights(folder, cfg)
@@ -310,6 +323,31 @@ def _whole_finetune(fn):
 
 
 Task.finetune = _whole_finetune(Task.finetune)
+
+
+def _missing_folder(path) -> Path:
+    from .registry import closest, download_model, is_hub_id
+
+    if is_hub_id(str(path)):
+        return download_model(str(path))
+    p = Path(path)
+    near = closest(p.name, [c.name for c in p.parent.iterdir() if c.is_dir()]) if p.parent.is_dir() else None
+    hint = f"; did you mean {str(p.parent / near)!r}?" if near else ""
+    raise CheckpointError(f"model folder {str(path)!r} does not exist{hint}")
+
+
+def _a(name: str) -> str:
+    return ("an " if name[:1] in "AEIOU" else "a ") + name
+
+
+def _wrong_task(folder, task: str, cls) -> str:
+    from .registry import discover
+
+    held = discover().get(task)
+    if held is None:
+        return f"{folder} holds a model of task {task!r}, which this edu-flash does not know, not {_a(cls.__name__)}"
+    return (f"{folder} holds {_a(held.__name__)} model (task {task!r}), not {_a(cls.__name__)}: load it with "
+            f"{held.__name__}.from_pretrained(...) or edu_flash.Task.from_pretrained(...)")
 
 
 def dataset_label(data, source: str, name: str | None = None) -> str:
