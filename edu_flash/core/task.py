@@ -19,7 +19,7 @@ from . import card as cardlib
 from .data import Table, read_table
 from .errors import CheckpointError, ConfigError, NotFittedError
 from .hparams import STRATEGIES, HParams
-from .io import atomic_folder, read_json, write_json
+from .io import atomic_folder, read_json, recover, write_json
 from .registry import Backbone, register_task
 
 CONFIG_VERSION = 1
@@ -275,7 +275,7 @@ class Task:
         Called on the base class, it returns the task class named in config.json.
         """
         folder = Path(path)
-        if not folder.exists():
+        if not folder.exists() and not recover(folder):  # a save killed mid-swap: put the folder back
             folder = _missing_folder(path)  # an explicit hub id is downloaded; anything else fails here
         cfg_path = folder / "config.json"
         if not cfg_path.exists():
