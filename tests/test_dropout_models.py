@@ -165,7 +165,7 @@ def test_at_risk_target_and_generic_tables(split):
     train, test = split
     m = DropoutPredictor(backbone="logreg", target="at_risk", max_week=8).finetune(
         train.students, activity=train.activity, assessments=train.assessments,
-        static_columns=train.columns["static_columns"])
+        static_columns=train.columns["static_columns"], time_unit="week")  # weeks 1-8 of a 30-week course
     ev = m.evaluate(test.students, activity=test.activity, assessments=test.assessments, week=4)
     assert ev["prevalence"] > 0.4 and ev["roc_auc"] > 0.65
     one = m.predict(test.students.iloc[0].to_dict(), activity=test.activity, assessments=test.assessments, week=4)

@@ -297,9 +297,14 @@ class Task:
         obj._load_weights(folder, cfg)
         return obj
 
+    def _card_text(self) -> cardlib.CardText:
+        """The card's prose; a task whose limitations or snippet depend on what the model was trained
+        on builds them here (default: the class's fixed `card_text`)."""
+        return self.card_text
+
     def model_card(self, folder: str | None = None) -> str:
         name = Path(folder).name if folder else f"{self.task_name}-{Path(str(self.backbone)).name}"
-        return cardlib.render(self.card_text, self.card, model_name=name, folder=folder or "path/to/model",
+        return cardlib.render(self._card_text(), self.card, model_name=name, folder=folder or "path/to/model",
                               cls_name=type(self).__name__)
 
 

@@ -86,6 +86,15 @@ class LinearModel:
         return cls(Standardizer.from_state(arrays, "scaler."), arrays["coef"], meta["intercept"], meta["shift"])
 
 
+def _fill_empty(X, empty):
+    """sklearn cannot bin an all-NaN column (e.g. scores at week 1); it carries no split."""
+    if not empty.any():
+        return X
+    X = X.copy()
+    X[:, empty] = 0.0
+    return X
+
+
 class BoostedTrees:
     kind = "gbm"
 
@@ -93,31 +102,35 @@ class BoostedTrees:
         self.ensemble, self.shift, self.n_iter = ensemble, shift, n_iter
 
     @classmethod
-    def fit(cls, X, y, *, groups: np.ndarray, hp, balanced: bool, seed: int) -> "BoostedTrees":
+    def fit(cls, X, y, *, groups: np.ndarray, hp, balanced: bool, seed: int, val=None) -> "BoostedTrees":
         """Rows of one student at several weeks are near-duplicates with one label, so the trees
         could memorise students: leaves need `gbm_min_samples_leaf` students' worth of rows, and
-        early stopping watches a held-out 10% of students, weighted like the training rows."""
+        early stopping watches held-out students (`val` = (X, y), else 10% of the groups), weighted
+        like the training rows."""
         from sklearn.ensemble import HistGradientBoostingClassifier
         from sklearn.utils.class_weight import compute_sample_weight
 
         cw, shift = _weights(y, balanced)
         uniq = np.unique(groups)
         empty = np.isnan(X).all(0)
-        if empty.any():  # sklearn cannot bin an all-NaN column (e.g. scores at week 1); it carries no split
-            X = X.copy()
-            X[:, empty] = 0.0
+        X = _fill_empty(X, empty)
         model = HistGradientBoostingClassifier(
             learning_rate=hp.gbm_learning_rate, max_iter=hp.gbm_max_iter, max_leaf_nodes=hp.gbm_max_leaf_nodes,
             min_samples_leaf=max(1, round(hp.gbm_min_samples_leaf * len(y) / len(uniq))), l2_regularization=hp.gbm_l2,
             class_weight=cw, categorical_features=None, random_state=seed, early_stopping=False)
-        if len(uniq) >= 200 and len(np.unique(y)) == 2:
+        Xv, yv, fit_rows = None, None, np.ones(len(y), dtype=bool)
+        if val is not None and len(np.unique(val[1])) == 2:
+            Xv, yv = _fill_empty(val[0], empty), val[1]
+        elif len(uniq) >= 200 and len(np.unique(y)) == 2:
             held = np.random.default_rng(seed).choice(uniq, size=len(uniq) // 10, replace=False)
-            val = np.isin(groups, held)
-            if len(np.unique(y[val])) == 2 and len(np.unique(y[~val])) == 2:
-                model.set_params(early_stopping=True, n_iter_no_change=20, scoring="loss")
-                model.fit(X[~val], y[~val], X_val=X[val], y_val=y[val],
-                          sample_weight_val=compute_sample_weight(cw, y[val]) if cw else None)
-        if not hasattr(model, "_predictors"):
+            inside = np.isin(groups, held)
+            if len(np.unique(y[inside])) == 2 and len(np.unique(y[~inside])) == 2:
+                Xv, yv, fit_rows = X[inside], y[inside], ~inside
+        if Xv is not None:
+            model.set_params(early_stopping=True, n_iter_no_change=20, scoring="loss")
+            model.fit(X[fit_rows], y[fit_rows], X_val=Xv, y_val=yv,
+                      sample_weight_val=compute_sample_weight(cw, yv) if cw else None)
+        else:
             model.fit(X, y)
         ens = TreeEnsemble.from_sklearn(model)
         probe = X[: min(len(X), 2000)]

@@ -38,6 +38,7 @@ class DropoutData:
     source: str = "dropout data"
     notes: list[str] = field(default_factory=list)
     columns: dict = field(default_factory=dict)  # column mapping kwargs (id_column=..., time_unit=...)
+    loader: str | None = None  # the function that read it ("load_oulad"), for the card's snippet
 
     def __len__(self) -> int:
         return len(self.students)
@@ -48,7 +49,7 @@ class DropoutData:
         sid = self.columns.get("id_column", "student")
         pick = lambda df: None if df is None else df[df[sid].isin(ids)].reset_index(drop=True)  # noqa: E731
         return DropoutData(pick(self.students), pick(self.activity), pick(self.assessments), self.source,
-                           list(self.notes), dict(self.columns))
+                           list(self.notes), dict(self.columns), self.loader)
 
     def split(self, test_size: float = 0.2, *, seed: int = 0, by: str | None = None):
         """Student-disjoint (train, test): whole groups go to one side. `by` defaults to the `group`
@@ -82,6 +83,17 @@ class Normalized:
     last_event: float = float("-inf")               # the latest course week of any event
     last_event_where: dict = field(default_factory=dict)
     dated: bool = False                             # some time column held dates
+    scored_given: bool = False                      # the assessments had a scored-week column
+
+    def subset(self, mask) -> "Normalized":
+        """Only the students where mask is True (their activity and assessments follow)."""
+        import dataclasses
+
+        students = self.students[mask].reset_index(drop=True)
+        ids = set(students["student"])
+        pick = lambda df: None if df is None else df[df["student"].isin(ids)].reset_index(drop=True)  # noqa: E731
+        return dataclasses.replace(self, students=students, activity=pick(self.activity),
+                                   assessments=pick(self.assessments))
 
 
 def resolve_columns(saved: dict | None = None, **kw) -> dict:
@@ -107,12 +119,16 @@ def resolve_columns(saved: dict | None = None, **kw) -> dict:
     return cols
 
 
-def _role_name(role: str, cols: dict) -> str:
+def _role_name(role: str, cols: dict, have=None) -> str:
+    """The user's column for a role: mapped with <role>_column / <day>_column, else the default name
+    (with time_unit="day" the *_day name, or the *_week one when the table `have` only has that)."""
     day = role.replace("week", "day")
     for k in (f"{role}_column", f"{day}_column"):
         if cols.get(k):
             return cols[k]
-    return role.replace("week", "day") if cols.get("time_unit") == "day" and role in _TIME_ROLES else role
+    if cols.get("time_unit") == "day" and role in _TIME_ROLES:
+        return role if have is not None and day not in have and role in have else day
+    return role
 
 
 def _numeric(table: Table, col: str, *, allow_nan: bool, min_value: float | None = None, rows=None):
@@ -207,7 +223,7 @@ def normalize(students, activity, assessments, cols: dict, *, need_label: bool, 
     act_t = read_table(activity, name=f"{name} activity") if activity is not None else None
     asm_t = read_table(assessments, name=f"{name} assessments") if assessments is not None else None
     known = set(ids)
-    act_ids = _table_ids(act_t, cols, {"week": _role_name("week", cols)})
+    act_ids = _table_ids(act_t, cols, {"week": _role_name("week", cols, act_t.df.columns if act_t else None)})
     asm_ids = _table_ids(asm_t, cols, {})
     _find_starts(clock, cols, (act_t, act_ids), (asm_t, asm_ids), known)
     events = _Events()
@@ -217,7 +233,7 @@ def normalize(students, activity, assessments, cols: dict, *, need_label: bool, 
     reserved = {sid, lab, cols.get("group_column") or "group", cols.get("course_column"),
                 cols.get("course_start") if isinstance(cols.get("course_start"), str) else None}
     for role in STUDENT_ROLES:
-        c = _role_name(role, cols)
+        c = _role_name(role, cols, st.df.columns)
         reserved.add(c)
         out[role] = clock.weeks(st, c, ids, allow_nan=True) if c in st.df.columns else np.nan
         if role == "withdrawn_week" and c in st.df.columns:
@@ -243,7 +259,9 @@ def normalize(students, activity, assessments, cols: dict, *, need_label: bool, 
         warnings.warn(f"{st.source}: {notes[-1]}", UserWarning, stacklevel=3)
     return Normalized(out, act, asm, list(static), channels, list(subgroups), st.source, notes=notes,
                       starts=clock.saved_starts() if clock.dates else {}, last_event=events.week,
-                      last_event_where=events.where, dated=bool(clock.dates))
+                      last_event_where=events.where, dated=bool(clock.dates),
+                      scored_given=asm_t is not None
+                      and _role_name("scored_week", cols, asm_t.df.columns) in asm_t.df.columns)
 
 
 def _table_ids(t: Table | None, cols: dict, extra: dict):
@@ -261,7 +279,7 @@ def _find_starts(clock, cols, act, asm, known) -> None:
         if t is None:
             continue
         for r in roles:
-            c = _role_name(r, cols)
+            c = _role_name(r, cols, t.df.columns)
             if c in t.df.columns:
                 d = clock.dates_of(t, c)
                 if d is not None:
@@ -277,7 +295,7 @@ def _activity(t, ids, cols, known, name, channels, clock, events):
         if channels:
             raise DataError(f"this model uses weekly activity ({channels}): pass activity=...", source=name)
         return pd.DataFrame({"student": [], "week": []}), []
-    sid, wk = cols["id_column"], _role_name("week", cols)
+    sid, wk = cols["id_column"], _role_name("week", cols, t.df.columns)
     if channels is None:
         # every other column is a count (a text column fails with its row: pick columns with activity_columns=)
         channels = cols.get("activity_columns") or [c for c in t.df.columns if c not in (sid, wk)]
@@ -298,7 +316,7 @@ def _assessments(t, ids, cols, known, clock, events):
 
     if t is None:
         return None
-    names = {r: _role_name(r, cols) for r in ASSESSMENT_ROLES}
+    names = {r: _role_name(r, cols, t.df.columns) for r in ASSESSMENT_ROLES}
     if names["due_week"] not in t.df.columns and names["submitted_week"] not in t.df.columns:
         require_columns(t, {"submitted_week": names["submitted_week"]})
     keep = ids.isin(known).to_numpy()

@@ -70,6 +70,7 @@ def binary_metrics(y, p, *, threshold: float, k: int, groups: dict[str, list[str
            "threshold": float(threshold), "f1": float(f1_score(y, flag, zero_division=0)),
            "precision": float(precision_score(y, flag, zero_division=0)),
            "recall": float(recall_score(y, flag, zero_division=0)), "flagged": int(flag.sum()),
+           "flagged_share": float(flag.mean()) if len(y) else float("nan"),
            "k": k, "precision_at_k": float(y[top].mean()) if k else float("nan"),
            "brier": float(brier_score_loss(y, p)) if len(y) else float("nan"), "ece": ece, "calibration": bins}
     if groups:

@@ -26,6 +26,43 @@ def _cat(v) -> str:
     return str(v)
 
 
+_ID_WORDS = {"id", "ids", "uid", "code", "codes", "course", "module", "school", "class", "section", "program",
+             "programme", "cohort", "group", "team", "site", "campus", "region", "zip", "postcode", "teacher",
+             "instructor", "tutor", "presentation", "term", "semester", "department", "dept", "faculty", "country",
+             "district", "email", "mail", "username", "login", "key"}
+
+
+def _words(name: str) -> set[str]:
+    import re
+
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name))
+    return {w.lower() for w in re.split(r"[^A-Za-z0-9]+", spaced) if w}
+
+
+def read_as(col: pd.Series, name: str) -> tuple[str, str]:
+    """How a static column is read: ("num" | "cat" | "id", why). Integers that name a thing (a
+    course, school or module code) are categories; near-unique text (emails, names, ids) identifies
+    a student and is no feature."""
+    vals = col.dropna()
+    n, distinct = len(vals), vals.nunique()
+    if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
+        as_text = vals.astype(str)
+        if as_text.str.contains("@", regex=False).mean() > 0.5:
+            return "id", "e-mail addresses"
+        if n >= 20 and distinct > 0.5 * n and distinct > 10:
+            return "id", f"{distinct} distinct values in {n} rows"
+        return "cat", "text"
+    integral = bool(n) and bool(np.all(np.isfinite(vals.to_numpy(dtype=float)))) and \
+        bool(np.all(np.mod(vals.to_numpy(dtype=float), 1) == 0))
+    if integral and _words(name) & _ID_WORDS:
+        if n >= 20 and distinct > 0.5 * n and distinct > 10:
+            return "id", f"an identifier ({distinct} distinct values in {n} rows)"
+        return "cat", "integer codes (the name says what they identify)"
+    if integral and 1 < distinct <= 20 and vals.min() >= 100:
+        return "cat", f"integer codes ({distinct} distinct values, all >= 100)"
+    return "num", "numbers"
+
+
 class StaticEncoder:
     """Static columns -> numbers: numeric columns as they are (NaN kept), others one-hot over the
     levels seen at least `min_count` times in training (rarer ones and unseen ones share "other")."""
@@ -33,11 +70,16 @@ class StaticEncoder:
     def __init__(self, spec: list[dict] | None = None):
         self.spec = spec or []
 
-    def fit(self, df: pd.DataFrame, columns: list[str], min_count: int = 5) -> "StaticEncoder":
+    def fit(self, df: pd.DataFrame, columns: list[str], min_count: int = 5, *,
+            kinds: dict[str, str] | None = None) -> "StaticEncoder":
+        """`kinds`: column -> "num" / "cat" (the detection's or the user's choice); by default
+        numeric dtypes are numbers."""
         self.spec = []
         for c in columns:
             col = df[c]
-            if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            kind = (kinds or {}).get(c) or ("num" if pd.api.types.is_numeric_dtype(col)
+                                            and not pd.api.types.is_bool_dtype(col) else "cat")
+            if kind == "num":
                 self.spec.append({"name": c, "kind": "num"})
                 continue
             counts = col.map(_cat).value_counts()

@@ -24,6 +24,22 @@ def unbundle(data, activity, assessments, kw: dict):
     return data, activity, assessments
 
 
+def _pairs(name: str, value: str) -> str:
+    """"a=1", or for features explained together "a=1 & b=2"."""
+    from .explain import JOIN
+
+    names, vals = name.split(JOIN), value.split(JOIN)
+    if len(names) != len(vals):
+        return f"{name}={value}"
+    return JOIN.join(f"{n}={v}" for n, v in zip(names, vals))
+
+
+def np_int():
+    import numpy as np
+
+    return np.integer
+
+
 def _show(v) -> str:
     if isinstance(v, float):
         return "missing" if math.isnan(v) else f"{v:.3g}"
@@ -32,10 +48,18 @@ def _show(v) -> str:
 
 class Inference:
     def _week(self, week) -> int:
-        w = self.hparams.cutoff_week if week is None else week
-        if isinstance(w, bool) or not isinstance(w, int) or w < 0:
+        """The week asked for (default: the model's default week), within the weeks it was trained for."""
+        info = self._weeks_info()
+        w = info["default"] if week is None else week
+        if isinstance(w, bool) or not isinstance(w, (int, np_int())) or w < 0:
             raise ConfigError(f"week must be a non-negative int, got {week!r}")
-        return w
+        if w > info["last"]:
+            why = (f"the training data ends in week {info['course']}" if info.get("inferred")
+                   else f"max_week={info['last']}")
+            raise ConfigError(f"week {w} is beyond the weeks this model was trained for (0-{info['last']}: {why}); "
+                              f"a risk there would extrapolate past anything it saw. Choose a week from 0 to "
+                              f"{info['last']}, or train with data that runs that long")
+        return int(w)
 
     def _read(self, data, activity, assessments, kw, *, need_label: bool, name: str):
         kw = dict(kw)
@@ -43,10 +67,15 @@ class Inference:
         return self._normalize(data, activity, assessments, kw, need_label=need_label, name=name)
 
     def _score(self, norm, w: int, *, explain: bool = False) -> dict:
-        """Log-odds for the population at week w (NaN elsewhere), and per-feature credits if asked."""
+        """Log-odds for the population at week w (NaN elsewhere), and per-feature credits if asked
+        (near-duplicate features at week w as one group: see explain.py)."""
         import numpy as np
 
+        from .explain import merged_names
+
         d = self._design()
+        merge = merged_names(self.state.get("collinear", {}).get(str(w), []))
+        named = lambda groups: [merge.get(g, g) for g in groups]  # noqa: E731
         if not self._torch:
             panel, D, X = d.at(norm, w)
             pop = panel.population(w)
@@ -55,7 +84,10 @@ class Inference:
             out = {"pop": pop, "logit": logit, "dynamic": D, "panel": panel}
             if explain:
                 C, _ = self.model.contributions(X[pop])
-                col_groups = self.model.groups(d.groups)
+                ref = self.state.get("reference", {}).get(str(w))
+                if ref is not None and len(ref) == C.shape[1]:
+                    C = C - np.asarray(ref)  # against the average training student at this week
+                col_groups = named(self.model.groups(d.groups))
                 names = list(dict.fromkeys(col_groups))
                 onehot = np.zeros((len(col_groups), len(names)))
                 onehot[np.arange(len(col_groups)), [names.index(g) for g in col_groups]] = 1.0
@@ -72,17 +104,24 @@ class Inference:
             logit[pop] = logits_at(self.model, s, st)[:, -1] - self.state["shift"]
             if explain:
                 sg = self.scalers[1].groups(d.enc.groups) if static.shape[-1] else ["(no static features)"]
-                credits, names = occlusion(self.model, s, st, self.scalers[0].groups(d.dynamic_names), sg)
+                means = self.state.get("reference", {}).get("week_means")
+                credits, names = occlusion(self.model, s, st, named(self.scalers[0].groups(d.dynamic_names)), named(sg),
+                                           week_means=np.asarray(means) if means is not None else None)
                 out.update(credits=credits, names=names)
         return out
 
     def _values(self, norm, scored: dict, names: list[str]):
-        """What to show for each feature group: the static value or the raw weekly feature."""
+        """What to show for each feature group: the static value or the raw weekly feature ("a & b"
+        groups: each member's)."""
+        from .explain import JOIN, join_values
+
         dyn = {n: j for j, n in enumerate(self._design().dynamic_names)}
         pop = scored["pop"]
-        return {g: ([_show(v) for v in scored["dynamic"][pop, dyn[g]].tolist()] if g in dyn
-                    else [_show(v) for v in norm.students[g].to_numpy()[pop].tolist()] if g in norm.students
-                    else [""] * int(pop.sum())) for g in names}
+        one = lambda g: ([_show(v) for v in scored["dynamic"][pop, dyn[g]].tolist()] if g in dyn  # noqa: E731
+                         else [_show(v) for v in norm.students[g].to_numpy()[pop].tolist()] if g in norm.students
+                         else [""] * int(pop.sum()))
+        members = {p: one(p) for g in names for p in g.split(JOIN)}
+        return {g: join_values(members, g) for g in names}
 
     def predict(self, students, *, week: int | None = None, activity=None, assessments=None, top_k: int = 3, **columns):
         """Risk per student at `week` (default: the `cutoff_week` hyperparameter), as a DataFrame with
@@ -94,7 +133,12 @@ class Inference:
 
         self._require_fitted()
         norm, _ = self._read(students, activity, assessments, columns, need_label=False, name="predict input")
-        w = self._week(week)
+        return self._predict_norm(norm, self._week(week), top_k)
+
+    def _predict_norm(self, norm, w: int, top_k: int):
+        import numpy as np
+        import pandas as pd
+
         r = self._score(norm, w, explain=top_k > 0)
         pop, panel = r["pop"], r["panel"]
         risk = 1 / (1 + np.exp(-r["logit"]))
@@ -107,7 +151,8 @@ class Inference:
             for i, row in zip(np.flatnonzero(pop), range(int(pop.sum()))):
                 c = r["credits"][row, shown]
                 best = np.argsort(-c, kind="stable")[:top_k]
-                top[i] = ", ".join(f"{names[shown[j]]}={values[names[shown[j]]][row]} ({c[j]:+.2f})" for j in best)
+                top[i] = ", ".join(f"{_pairs(names[shown[j]], values[names[shown[j]]][row])} ({c[j]:+.2f})"
+                                   for j in best)
         return pd.DataFrame({"student": norm.students["student"], "week": w, "risk": risk,
                              "flagged": pop & (risk >= self.state["threshold"]), "status": status, "top_features": top})
 
@@ -159,11 +204,35 @@ class Inference:
         self._require_fitted()
         label = name or (data.source if isinstance(data, DropoutData) else "evaluation data")
         norm, y = self._labelled(data, activity, assessments, columns, label)
-        m = self._metrics(norm, y, self._week(week), k)
-        self.card.add_evaluation(f"{label} (week {m['week']})", *card_view(m, m["week"]))
+        w = self._week(week)
+        m = self._metrics(norm, y, w, k)
+        if not m["roc_auc"] == m["roc_auc"]:
+            import warnings
+
+            warnings.warn(f"{label}, week {w}: {m['n']} students in the population, {m['positives']} of them "
+                          f"positive: ROC-AUC and PR-AUC are undefined (NaN) at this week", UserWarning, stacklevel=2)
+        scalars, tables = card_view(m, w)
+        sample = self._sample(norm, y, w)
+        if sample:
+            tables[f"Predictions for {len(sample)} students drawn at random (week {w})"] = sample
+        self.card.add_evaluation(f"{label} (week {w})", scalars, tables)
         return m
 
-    def early_warning(self, data, weeks=range(1, 21), *, train=None, backbones=None, png: str | Path | None =
+    def _sample(self, norm, y, w: int, n: int = 5) -> list[dict]:
+        """n students of the population drawn at random (seeded), with risk, flag, what happened and
+        the top features: real outputs for the card, not chosen ones."""
+        import numpy as np
+
+        p = self._predict_norm(norm, w, 3)
+        active = np.flatnonzero(p["status"].to_numpy() == "active")
+        pick = np.sort(np.random.default_rng(self.hparams.seed).choice(active, size=min(n, len(active)),
+                                                                        replace=False))
+        outcome = "withdrew" if self.hparams.target == "withdrawn" else "withdrew or failed"
+        return [{"student": p["student"].iloc[i], "risk": round(float(p["risk"].iloc[i]), 3),
+                 "flagged": bool(p["flagged"].iloc[i]), outcome: "yes" if y[i] else "no",
+                 "top features (log-odds)": p["top_features"].iloc[i]} for i in pick]
+
+    def early_warning(self, data, weeks=None, *, train=None, backbones=None, png: str | Path | None =
                       "early_warning.png", k: int | None = None, name: str | None = None, activity=None,
                       assessments=None, train_kwargs: dict | None = None, **columns):
         """Metrics by week: a DataFrame (backbone, week, n, positives, roc_auc, pr_auc, f1,
@@ -176,17 +245,20 @@ class Inference:
 
         from .evaluation import plot_by_week
 
-        weeks = [self._week(w) for w in weeks]
         if train is None:
             if backbones is not None:
                 raise ConfigError("backbones= needs train=...: without it only this model is scored")
             self._require_fitted()
+            weeks = [self._week(w) for w in (weeks if weeks is not None else range(1, self._weeks_info()["last"] + 1))]
             runs = [(self.backbone, {w: self for w in weeks})]
         else:
             runs = []
+            if weeks is None and not self.hparams.pool_weeks:
+                raise ConfigError("pool_weeks=False trains one model per week: pass weeks=[...]")
             for b in backbones or self.available_backbones():
                 if self.hparams.pool_weeks:
                     m = type(self)(backbone=b, **self.hparams.to_dict()).finetune(train, **(train_kwargs or {}))
+                    weeks = [m._week(w) for w in (weeks if weeks is not None else range(1, m._weeks_info()["last"] + 1))]
                     runs.append((b, {w: m for w in weeks}))
                 else:
                     hp = self.hparams.to_dict()

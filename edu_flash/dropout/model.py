@@ -83,16 +83,19 @@ def logits_at(model: nn.Module, seq: np.ndarray, static: np.ndarray, batch_size:
     return np.concatenate(out).astype(np.float64) if out else np.zeros((0, seq.shape[1]))
 
 
-def occlusion(model, seq: np.ndarray, static: np.ndarray, seq_groups: list[str], static_groups: list[str]):
+def occlusion(model, seq: np.ndarray, static: np.ndarray, seq_groups: list[str], static_groups: list[str],
+              week_means: np.ndarray | None = None):
     """Per-group credit at the last step: log-odds minus log-odds with that group set to the training
-    mean (0 after standardisation) at every week. Returns (credits (n, groups), group names)."""
+    mean at every week (`week_means` (weeks, n_dynamic): the mean of the students in the population
+    at each week; else 0, the pooled mean after standardisation). Returns (credits (n, groups), names)."""
     names = list(dict.fromkeys([*static_groups, *seq_groups]))
     base = logits_at(model, seq, static)[:, -1]
     out = np.zeros((len(seq), len(names)))
     sg, dg = np.array(static_groups), np.array(seq_groups)
+    fill = np.zeros(seq.shape[1:]) if week_means is None else np.asarray(week_means)[: seq.shape[1]]
     for j, g in enumerate(names):
         s2, d2 = static.copy(), seq.copy()
         s2[:, sg == g] = 0.0
-        d2[:, :, dg == g] = 0.0
+        d2[:, :, dg == g] = fill[None, :, dg == g]
         out[:, j] = base - logits_at(model, d2, s2)[:, -1]
     return out, names

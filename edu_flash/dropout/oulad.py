@@ -108,9 +108,10 @@ def load_oulad(folder: str | os.PathLike, *, activity: str = "auto", vle: str | 
         acts = acts.merge(st[KEY + ["student"]], on=KEY)
         activity_df = acts[["student", "week", "clicks", "records"]].reset_index(drop=True)
     static = [c for c in STATIC if c in students.columns]
-    cols = {"id_column": "student", "label_column": "final_result", "static_columns": static,
+    cols = {"id_column": "student", "label_column": "final_result", "static_columns": static, "time_unit": "week",
             "subgroup_columns": [c for c in ("gender", "age_band", "disability", "imd_band") if c in students.columns]}
-    return DropoutData(students, activity_df, assessments.reset_index(drop=True), str(folder), notes, cols)
+    return DropoutData(students, activity_df, assessments.reset_index(drop=True), str(folder), notes, cols,
+                       loader="load_oulad")
 
 
 def _first_line(path: Path) -> str:

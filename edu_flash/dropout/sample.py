@@ -76,7 +76,7 @@ def sample_dropout_data(n: int = 600, seed: int = 0) -> DropoutData:
         rows.append(pd.DataFrame({"student": students["student"], "assessment": j, "due_week": float(due),
                                   "submitted_week": sub_week, "score": score, "weight": 100 / len(DUE_WEEKS)}))
     assessments = pd.concat(rows, ignore_index=True)
-    cols = {"id_column": "student", "label_column": "final_result",
+    cols = {"id_column": "student", "label_column": "final_result", "time_unit": "week",
             "static_columns": ["code_module", "gender", "age_band", "disability", "imd_band", "highest_education",
                                "num_of_prev_attempts", "studied_credits"]}
     return DropoutData(students, activity, assessments, f"synthetic students (n={n}, seed={seed})", [], cols)

@@ -9,9 +9,8 @@ out of training rows, metrics and warnings at that week.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..core.card import CardText
 from ..core.errors import ConfigError, DataError
@@ -19,16 +18,20 @@ from ..core.hparams import TrainHParams, bounded, choice
 from ..core.registry import Backbone
 from ..core.task import Task
 from .data import COLUMN_KW, DropoutData
+from .fitting import Prepared as _Prepared
 from .inference import Inference, unbundle
 
 @dataclass
 class DropoutHParams(TrainHParams):
     target: str = choice("withdrawn", ("withdrawn", "at_risk"))
-    cutoff_week: int = bounded(8, min=0, max=520)  # the week predict/evaluate use when no week= is given
+    cutoff_week: int | None = bounded(None, min=0, max=520)  # predict/evaluate's week when no week= is given
+    # (None: the middle of the trained weeks)
     pool_weeks: bool = True  # one model for weeks 1..max_week; False: a model for cutoff_week only
-    max_week: int = bounded(20, min=1, max=520)
+    max_week: int | None = bounded(None, min=1, max=520)  # None: the course length in the training data
     class_weight: str = choice("balanced", ("balanced", "none"))
-    threshold: float | None = None  # flag risk >= threshold; None: the F1-best on validation (else training) data
+    threshold: float | None = None  # flag risk >= threshold; None: the F1-best on held-out students
+    val_fraction: float = bounded(0.15, min=0.0, max=0.5)  # students held out (threshold, early stopping)
+    # when finetune gets no val=
     advisor_k: int = bounded(50, min=1)  # precision@k: the k students an advisor can call
     pass_mark: float = 40.0
     min_category_count: int = bounded(5, min=1)
@@ -55,16 +58,8 @@ class DropoutHParams(TrainHParams):
             raise ConfigError(f"torch_threads must be >= 1 or None, got {self.torch_threads}")
         if self.threshold is not None and not 0 < self.threshold < 1:
             raise ConfigError(f"threshold must be in (0, 1) or None, got {self.threshold}")
-
-
-@dataclass
-class _Prepared:
-    norm: Any
-    y: Any
-    weeks: list[int]
-    train: dict = field(default_factory=dict)
-    val: dict | None = None
-    describe: dict = field(default_factory=dict)
+        if self.cutoff_week is not None and self.max_week is not None and self.cutoff_week > self.max_week:
+            raise ConfigError(f"cutoff_week={self.cutoff_week} is beyond max_week={self.max_week}")
 
 
 class DropoutPredictor(Inference, Task):
@@ -87,15 +82,8 @@ class DropoutPredictor(Inference, Task):
         out_of_scope="Decisions against a student (deregistration, sanctions, admission, fees or grades); use "
                      "without a person who reviews and acts supportively; courses, institutions or weeks unlike "
                      "the training data; explanations as causes (contributions describe the model, not the student).",
-        limitations="Risks are estimated from past cohorts and assume the future looks like them. Static features "
-                    "(deprivation, age, disability, education) are used and the model can be less accurate for some "
-                    "groups: see the subgroup AUC and ABROCA tables. Students who already left by the week are not "
-                    "scored. Scores are taken as known on the submission day unless the data says otherwise.",
-        how_to_use="from edu_flash import {cls}\nfrom edu_flash.dropout import load_oulad\n\n"
-                   "model = {cls}.from_pretrained(\"{folder}\")\n"
-                   "data = load_oulad(\"oulad/\")  # or students, activity=..., assessments=...\n"
-                   "model.predict(data, week=6)  # risk, flag and top features per student\n"
-                   "model.evaluate(data, week=6)  # ROC-AUC, PR-AUC, F1, precision@k, Brier, subgroups",
+        limitations="Not trained yet: the limitations depend on the features, tables and weeks a model is trained on.",
+        how_to_use="from edu_flash import {cls}\n\nmodel = {cls}.from_pretrained(\"{folder}\")  # a trained model",
         tags=("dropout-prediction", "early-warning", "education", "tabular-classification"),
         hf_task_type="tabular-classification",
         headline_metrics=("roc_auc", "pr_auc", "f1", "precision_at_k", "brier"),
@@ -116,9 +104,15 @@ class DropoutPredictor(Inference, Task):
 
         return Design(self.state, self.hparams.pass_mark)
 
-    def _train_weeks(self) -> list[int]:
+    def _weeks_info(self) -> dict:
+        """The trained weeks (models saved before course-length inference fall back to hparams)."""
         hp = self.hparams
-        return list(range(1, hp.max_week + 1)) if hp.pool_weeks else [hp.cutoff_week]
+        return self.state.get("weeks") or {"last": hp.max_week or 20, "default": hp.cutoff_week or 8,
+                                           "course": None, "inferred": False, "default_given": True}
+
+    def _train_weeks(self) -> list[int]:
+        w = self._weeks_info()
+        return list(range(1, w["last"] + 1)) if self.hparams.pool_weeks else [w["default"]]
 
     def _normalize(self, data, activity, assessments, kw: dict, *, need_label: bool, name: str, fitted: bool = True):
         from .data import normalize, resolve_columns
@@ -127,17 +121,41 @@ class DropoutPredictor(Inference, Task):
                                                                                    if k in kw})
         if kw:
             raise ConfigError(f"unexpected argument(s) {sorted(kw)}")
-        fixed = {} if not fitted else {"static": self.state["static"], "channels": self.state["channels"]}
+        fixed = {} if not fitted else {"static": self.state["static"], "channels": self.state["channels"],
+                                       "starts": self.state.get("starts")}
         if fitted and self.state.get("has_assessments") and assessments is None:
             raise DataError("this model uses assessments: pass assessments=...", source=name)
         return normalize(data, activity, assessments if (not fitted or self.state["has_assessments"]) else None,
                          cols, need_label=need_label, name=name, **fixed), cols
 
+    # ------------------------------------------------------------------ card
+    def _card_text(self) -> CardText:
+        if self.model is None or "weeks" not in self.state:
+            return self.card_text
+        from dataclasses import replace
+
+        from . import cardtext
+
+        return replace(self.card_text, limitations=cardtext.limitations(self),
+                       how_to_use=cardtext.how_to_use(self, "{folder}").replace("{", "{{").replace("}", "}}")
+                       .replace("{{folder}}", "{folder}"))
+
+    def _card_hparams(self) -> dict:
+        if "weeks" not in self.state:
+            return super()._card_hparams()
+        from .cardtext import card_hparams
+
+        return card_hparams(self)
+
     # ------------------------------------------------------------------ training
     def finetune(self, data, val=None, *, activity=None, assessments=None, val_activity=None, val_assessments=None,
                  **kwargs):
         """Train on students (+ activity=, assessments=) or a DropoutData; returns self. `val` (same
-        forms) picks the GRU's best epoch and the flag threshold."""
+        forms) picks the flag threshold, the GRU's best epoch and the trees' early stop; without it
+        `val_fraction` of the training students are held out for that."""
+        if isinstance(data, DropoutData):
+            kwargs.setdefault("dataset_name", data.source)
+        self._loader = getattr(data, "loader", None)
         data, activity, assessments = unbundle(data, activity, assessments, kwargs)
         self._notes = list(data.notes) if isinstance(data, DropoutData) else []
         if val is not None:
@@ -163,50 +181,10 @@ class DropoutPredictor(Inference, Task):
 
     def _prepare(self, train, val, *, activity=None, assessments=None, val_activity=None, val_assessments=None,
                  **kw) -> _Prepared:
-        import numpy as np
+        from .fitting import prepare
 
-        from .data import positives
-        from .features import StaticEncoder, dynamic_names
-
-        hp = self.hparams
-        keep = self._torch and self.model is not None  # continued training keeps the input layout
-        norm, cols = self._normalize(train, activity, assessments, kw, need_label=True, name=train.source, fitted=keep)
-        y = positives(norm.students["outcome"].tolist(), hp.target, train, cols["label_column"])
-        if not 0 < y.sum() < len(y):
-            raise DataError(f"the training outcomes have one class only for target={hp.target!r}", source=train.source,
-                            column=cols["label_column"])
-        if not keep:
-            enc = StaticEncoder().fit(norm.students, norm.static, hp.min_category_count)
-            has_asmt = norm.assessments is not None
-            self.state = {"columns": cols, "static": norm.static, "channels": norm.channels,
-                          "subgroups": norm.subgroups, "has_assessments": has_asmt, "encoder": enc.spec,
-                          "dynamic": dynamic_names(norm.channels, has_asmt), "target": hp.target}
-        weeks = self._train_weeks()
-        prep = _Prepared(norm, y, weeks)
-        prep.train = self._inputs(norm, y, weeks)
-        if len(prep.train["y"]) == 0:
-            raise DataError(f"no student is in the population at weeks {weeks[0]}-{weeks[-1]}", source=train.source)
-        if val is not None:
-            vnorm, _ = self._normalize(val, val_activity if val_activity is not None else activity,
-                                       val_assessments if val_assessments is not None else assessments,
-                                       {}, need_label=True, name=val.source)
-            prep.val = self._inputs(vnorm, positives(vnorm.students["outcome"].tolist(), hp.target, val,
-                                                     cols["label_column"]), weeks)
-        if self._torch:
-            m = prep.train["mask"][:, weeks] > 0
-            rows = np.broadcast_to(y[:, None], m.shape)[m]
-        else:
-            rows = prep.train["y"]
-        prep.describe = {"source": train.source, "students": len(y), "validation students": len(val) if val else 0,
-                         "target": hp.target, "positives (students)": f"{int(y.sum())} ({y.mean():.1%})",
-                         "training cutoffs (weeks)": f"{weeks[0]}-{weeks[-1]}" if len(weeks) > 1 else str(weeks[0]),
-                         "student-weeks in the population": int(len(rows)),
-                         "positive rate over student-weeks": f"{np.mean(rows):.1%}",
-                         "activity channels": ", ".join(self.state["channels"]) or "none",
-                         "assessments": "yes" if self.state["has_assessments"] else "no",
-                         "features": len(self._design().names)}
-        self._prep = prep
-        return prep
+        self._prep = prepare(self, train, val, activity, assessments, val_activity, val_assessments, kw)
+        return self._prep
 
     def _inputs(self, norm, y, weeks) -> dict:
         d = self._design()
@@ -224,7 +202,10 @@ class DropoutPredictor(Inference, Task):
         if self.backbone == "logreg":
             self.model = LinearModel.fit(t["X"], t["y"], C=hp.logreg_C, balanced=balanced, seed=hp.seed)
         else:
-            self.model = BoostedTrees.fit(t["X"], t["y"], groups=t["owner"], hp=hp, balanced=balanced, seed=hp.seed)
+            v = prep.val
+            self.model = BoostedTrees.fit(t["X"], t["y"], groups=t["owner"], hp=hp, balanced=balanced, seed=hp.seed,
+                                          val=(v["X"], v["y"]) if v is not None else None)
+            self.state["fit"] = {"trees kept by early stopping": self.model.n_iter}
 
     def _train_job(self, prep: _Prepared):
         import numpy as np
@@ -265,43 +246,9 @@ class DropoutPredictor(Inference, Task):
         return self.scalers[0].transform(seq).astype("float32"), np.asarray(s, dtype="float32")
 
     def _finish(self, prep: _Prepared) -> None:
-        """After training: the flag threshold, and what the card says about cutoffs and contributions."""
-        import numpy as np
+        from .fitting import finish
 
-        from .evaluation import best_f1_threshold
-
-        hp = self.hparams
-        part = prep.val if prep.val is not None else prep.train
-        if hp.threshold is not None:
-            thr, how = hp.threshold, "set by the user"
-        else:
-            if self._torch:
-                from .model import logits_at
-
-                logits = logits_at(self.model, *self._scale(part["seq"], part["static"])) - self.state["shift"]
-                m = part["mask"] > 0
-                y, z = np.broadcast_to(part["y"][:, None], m.shape)[m], logits[m]
-            else:
-                pick = np.random.default_rng(0).permutation(len(part["y"]))[:50000]
-                y, z = part["y"][pick], self.model.logit(part["X"][pick])
-            thr = best_f1_threshold(y.astype(int), 1 / (1 + np.exp(-z)))
-            how = f"the F1-best on the {'validation' if prep.val is not None else 'training'} student-weeks"
-        self.state["threshold"] = float(thr)
-        weeks = (f"one model for weeks {prep.weeks[0]}-{prep.weeks[-1]}" if hp.pool_weeks
-                 else f"trained for week {hp.cutoff_week} only")
-        balance = ("balanced class weights (pos_weight for the GRU); the log-odds shift they cause is removed so "
-                   "risks stay probabilities" if hp.class_weight == "balanced" else "no class weights")
-        how_top = {"gbm": "per-tree path credits (Saabas / treeinterpreter) in log-odds",
-                   "logreg": "coefficient x standardised value, in log-odds against the average training student",
-                   "gru": "occlusion: log-odds minus log-odds with the feature set to its training mean at every week"}
-        self.card.notes = [*self._notes,
-                           "Cutoff: a prediction at week w uses only what is known by the end of course week w "
-                           "(week 1 = days 0-6): clicks up to week w, assessments submitted and scored by then, "
-                           "deadlines passed by then; never a later unregistration or the outcome.",
-                           "Population at week w: registered by week w and not unregistered by week w. Students who "
-                           "already left are not scored (they are no longer to be warned).",
-                           f"Weeks: {weeks}; default week {hp.cutoff_week}.", f"Class imbalance: {balance}.",
-                           f"Flag threshold {thr:.3f} on the risk ({how}).", f"Top features: {how_top[self.backbone]}."]
+        finish(self, prep)
 
     def _describe_data(self, prep: _Prepared) -> dict:
         return prep.describe

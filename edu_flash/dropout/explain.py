@@ -1,0 +1,67 @@
+"""Explanations that do not contradict the risk: near-duplicate features are explained together.
+
+Two features that carry the same information at a week (clicks in total and per week, clicks and
+records) can get large credits of opposite sign that cancel: a low-risk student then shows
+"clicks_total (+3.9)" with the balancing "clicks_per_week (-3.8)" out of sight. So, at each
+training week, features whose values correlate at |r| >= COLLINEAR over the training students
+(complete linkage: every pair in a group, not a chain) are one explanation group: their credits
+are added (the GRU's occlusion removes them together) and shown as "a & b".
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+COLLINEAR = 0.9
+JOIN = " & "
+
+
+def collinear_groups(X: np.ndarray, col_groups: list[str], *, threshold: float = COLLINEAR,
+                     max_rows: int = 20000, seed: int = 0) -> list[list[str]]:
+    """Groups (of 2+ feature names) that move together in X's rows. Only one-column features take
+    part (a one-hot category is already explained as one)."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    names = list(dict.fromkeys(col_groups))
+    counts = {g: col_groups.count(g) for g in names}
+    idx = [i for i, g in enumerate(col_groups) if counts[g] == 1]
+    if len(X) < 3 or len(idx) < 2:
+        return []
+    if len(X) > max_rows:
+        X = X[np.random.default_rng(seed).choice(len(X), max_rows, replace=False)]
+    A = X[:, idx].astype(float)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column (scores at week 1) is skipped
+        A = np.where(np.isnan(A), np.nanmean(A, axis=0), A)
+        sd = np.nanstd(A, axis=0)
+    live = np.isfinite(sd) & (sd > 1e-12)
+    idx, A = [i for i, ok in zip(idx, live) if ok], A[:, live]
+    if len(idx) < 2:
+        return []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.nan_to_num(np.corrcoef(A, rowvar=False))
+    dist = np.clip(1 - np.abs(r), 0, None)
+    np.fill_diagonal(dist, 0)
+    labels = fcluster(linkage(squareform(dist, checks=False), method="complete"), t=1 - threshold,
+                      criterion="distance")
+    out = []
+    for lab in np.unique(labels):
+        members = [col_groups[idx[j]] for j in np.flatnonzero(labels == lab)]
+        if len(members) > 1:
+            out.append(members)
+    return out
+
+
+def merged_names(groups: list[list[str]]) -> dict[str, str]:
+    """feature -> its explanation group's name ("a & b"); features in no group keep their name."""
+    return {f: JOIN.join(g) for g in groups for f in g}
+
+
+def join_values(values: dict[str, list[str]], name: str) -> list[str]:
+    """The shown value of a group: its members' values, in the group's order."""
+    parts = name.split(JOIN)
+    if len(parts) == 1 or not all(p in values for p in parts):
+        return values.get(name, [])
+    return [JOIN.join(v) for v in zip(*(values[p] for p in parts))]
