@@ -12,8 +12,8 @@ import re
 import shutil
 from pathlib import Path
 
-from .errors import CheckpointError
-from .io import atomic_folder, read_json, write_json
+from .io import atomic_folder, write_json
+from .modelfolder import check_weight_files, loading, read_json_file
 
 _STEP = re.compile(r"^step-(\d+)$")
 
@@ -121,8 +121,10 @@ def load(path: Path, *, model, optimizer, scheduler, rank: int = 0, load_extra=N
     """Restore everything in place; returns (progress, best_state or None)."""
     from safetensors.torch import load_file
 
-    try:
-        meta = read_json(path / "trainer_state.json")
+    path = Path(path)
+    meta = read_json_file(path / "trainer_state.json", path)
+    check_weight_files(path)
+    with loading(path, "cannot resume from this checkpoint"):
         model.load_state_dict(load_file(str(path / "model.safetensors")))
         optimizer.load_state_dict(_unflatten_optimizer(load_file(str(path / "optimizer.safetensors")),
                                                        meta["optimizer"]))
@@ -134,5 +136,3 @@ def load(path: Path, *, model, optimizer, scheduler, rank: int = 0, load_extra=N
             load_extra(load_file(str(path / "extra.safetensors")))
         best = path / "best.safetensors"
         return meta["progress"], (load_file(str(best)) if best.exists() else None)
-    except Exception as e:  # corrupt safetensors raise their own error type
-        raise CheckpointError(f"cannot resume from checkpoint {path}: {e}") from e

@@ -19,7 +19,8 @@ from . import card as cardlib
 from .data import Table, read_table
 from .errors import CheckpointError, ConfigError, NotFittedError
 from .hparams import STRATEGIES, HParams
-from .io import atomic_folder, read_json, recover, write_json
+from .io import atomic_folder, recover, write_json
+from .modelfolder import check_no_remote_code, check_weight_files, loading, read_config, tensor_manifest
 from .registry import Backbone, register_task
 
 CONFIG_VERSION = 1
@@ -264,6 +265,7 @@ class Task:
         with atomic_folder(folder) as tmp:
             cfg = self.config()
             cfg["weights"] = self._save_weights(tmp)
+            cfg["tensors"] = tensor_manifest(tmp)  # checked on load: weights that do not fit are refused
             write_json(tmp / "config.json", cfg)
             (tmp / "README.md").write_text(self.model_card(folder=str(folder)), encoding="utf-8")
         return folder
@@ -277,24 +279,29 @@ class Task:
         folder = Path(path)
         if not folder.exists() and not recover(folder):  # a save killed mid-swap: put the folder back
             folder = _missing_folder(path)  # an explicit hub id is downloaded; anything else fails here
-        cfg_path = folder / "config.json"
-        if not cfg_path.exists():
+        if not (folder / "config.json").exists():
             raise CheckpointError(f"{folder} has no config.json: not an edu-flash model folder")
-        cfg = migrate_config(read_json(cfg_path), cfg_path)
+        cfg = migrate_config(read_config(folder), folder / "config.json")  # validated like data
         if cls.task_name and cfg["task"] != cls.task_name:
             raise CheckpointError(_wrong_task(folder, cfg["task"], cls))
-        if not cls.task_name:
-            from .registry import get_task
+        with loading(folder):
+            if not cls.task_name:
+                from .registry import get_task
 
-            cls = get_task(cfg["task"])
+                cls = get_task(cfg["task"])
+            cls.hparams_cls.from_dict(cfg["hparams"])  # the folder's own settings, before the caller's
+            card = cardlib.CardData.from_dict(cfg.get("card"))
         token = _LOADING.set(True)
         try:
             obj = cls(backbone=cfg["backbone"], **{**cfg["hparams"], **hparam_overrides})
         finally:
             _LOADING.reset(token)
-        obj.state = cfg.get("state", {})
-        obj.card = cardlib.CardData.from_dict(cfg.get("card"))
-        obj._load_weights(folder, cfg)
+        obj.state = cfg.get("state") or {}
+        obj.card = card
+        check_no_remote_code(folder)
+        check_weight_files(folder, cfg.get("tensors"))
+        with loading(folder):
+            obj._load_weights(folder, cfg)
         return obj
 
     def _card_text(self) -> cardlib.CardText:

@@ -48,22 +48,24 @@ def _encoder_config(config, attention_dropout: float):
 
 def build_pretrained(source: str, *, dropout: float, attention_dropout: float, pooling: str):
     """Encoder weights from a folder or hub id (the user's choice of backbone)."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
-    config = _encoder_config(AutoConfig.from_pretrained(source), attention_dropout)
-    encoder = AutoModel.from_pretrained(source, config=config)
-    tokenizer = AutoTokenizer.from_pretrained(source)
+    from ..core import hfload
+
+    config = _encoder_config(hfload.auto_config(source), attention_dropout)
+    encoder = hfload.auto_model(AutoModel, source, config=config)
+    tokenizer = hfload.auto_tokenizer(source)
     return EncoderRegressor(_drop_pooler(encoder), dropout, pooling), tokenizer
 
 
 def build_from_config(config_dict: dict, tokenizer_folder: str, *, dropout: float, pooling: str):
     """The same architecture, weights to be filled from model.safetensors (no download)."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
-    cfg = dict(config_dict)
-    config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
-    encoder = _drop_pooler(AutoModel.from_config(config))
-    return EncoderRegressor(encoder, dropout, pooling), AutoTokenizer.from_pretrained(tokenizer_folder)
+    from ..core import hfload
+
+    encoder = _drop_pooler(hfload.model_from_config(AutoModel, hfload.config_from_dict(config_dict)))
+    return EncoderRegressor(encoder, dropout, pooling), hfload.auto_tokenizer(tokenizer_folder)
 
 
 def collate(examples: Sequence[dict], pad_id: int) -> dict:

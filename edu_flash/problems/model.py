@@ -49,11 +49,13 @@ def build_scratch(texts: Sequence[str], specials: Sequence[str], hp):
 
 def load_backbone(source: str | os.PathLike):
     """Any local folder or hub id: encoder-decoder configs load as seq2seq, the rest as causal LMs."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-    config = AutoConfig.from_pretrained(str(source))
+    from ..core import hfload
+
+    config = hfload.auto_config(source)
     cls = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
-    return cls.from_pretrained(str(source)), AutoTokenizer.from_pretrained(str(source))
+    return hfload.auto_model(cls, source), hfload.auto_tokenizer(source)
 
 
 def model_kind(model) -> str:
@@ -74,12 +76,13 @@ def add_control_tokens(model, tok, tokens: Sequence[str]) -> None:
 
 def rebuild(model_config: dict, tokenizer_folder: str | os.PathLike):
     """The saved architecture with empty weights (filled from model.safetensors by the caller)."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-    cfg = dict(model_config)
-    config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
+    from ..core import hfload
+
+    config = hfload.config_from_dict(model_config)
     cls = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
-    return cls.from_config(config), AutoTokenizer.from_pretrained(str(tokenizer_folder))
+    return hfload.model_from_config(cls, config), hfload.auto_tokenizer(tokenizer_folder)
 
 
 def encode(tok, kind: str, prefixes: Sequence[str], targets: Sequence[str], max_length: int) -> list[dict]:
