@@ -80,26 +80,131 @@ def _load(folder: str):
     return Task.from_pretrained(folder)
 
 
+def _check_keywords(fn, kwargs: dict, flag: str) -> None:
+    """A misspelt --set key (`promt=1`) fails with the valid names, not as a TypeError."""
+    import inspect
+
+    from .core.errors import ConfigError
+    from .core.registry import closest
+
+    params = inspect.signature(fn).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    valid = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY or (p.kind is p.POSITIONAL_OR_KEYWORD
+                                                                          and p.default is not p.empty)]
+    for k in kwargs:
+        if k not in valid:
+            guess = closest(k, valid)
+            raise ConfigError(f"{flag} {k}=...: {fn.__qualname__.split('.')[0]}.{fn.__name__} has no argument {k!r}"
+                              + (f"; did you mean {guess!r}?" if guess else "") + f" (valid: {valid})")
+
+
+def _check_path(value, what: str) -> None:
+    """An input named on the command line must exist and be readable before anything trains."""
+    import os
+
+    from .core.errors import DataError
+
+    p = Path(value)
+    if not p.exists():
+        raise DataError(f"{what}: not found", source=str(value))
+    ok = os.access(p, os.R_OK) and (not p.is_dir() or os.access(p, os.X_OK))
+    if ok:
+        try:
+            if p.is_dir():
+                next(iter(os.scandir(p)), None)
+            else:
+                with open(p, "rb") as fh:
+                    fh.read(1)
+        except OSError:
+            ok = False
+    if not ok:
+        raise DataError(f"{what}: cannot be read (permissions?)", source=str(value))
+
+
+def _check_out(out: str) -> None:
+    """--out must be writable: finding out after training would lose the model."""
+    import os
+
+    from .core.errors import ConfigError
+
+    p = Path(out).absolute()
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder")
+    parent = p.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out}: cannot write into {parent}")
+
+
+def _looks_like_file(v) -> bool:
+    return isinstance(v, str) and ("/" in v or Path(v).suffix.lower() in (
+        ".csv", ".tsv", ".jsonl", ".json", ".parquet", ".txt")) and "\n" not in v and len(v) < 4096
+
+
+def _preflight_finetune(a, cls, settings: dict, eval_settings: dict) -> None:
+    """Every input of `finetune` checked before training: the files, and what `--test` will need."""
+    from .core.errors import ConfigError
+
+    _check_path(a.data, "training data")
+    _check_out(a.out)
+    if a.val:
+        _check_path(a.val, "--val")
+    for k, v in {**settings, **eval_settings}.items():
+        if _looks_like_file(v):
+            _check_path(v, f"{k}=")
+    if a.test:
+        _check_path(a.test, "--test")
+        _check_keywords(cls.evaluate, eval_settings, "--eval-set")
+        import inspect
+
+        takes = inspect.signature(cls.evaluate).parameters
+        for k, v in settings.items():  # data files given to finetune that evaluate takes too (activity=...)
+            if k in takes and k not in eval_settings and _looks_like_file(v) and Path(v).is_file():
+                raise ConfigError(f"--test: finetune was given {k}={v}, so evaluate needs the test set's own "
+                                  f"{k} too: add --eval-set {k}=FILE")
+    elif eval_settings:
+        raise ConfigError("--eval-set is for evaluating on --test; give --test too")
+
+
 def cmd_finetune(a) -> None:
+    from .core.errors import EduFlashError
     from .core.registry import get_task
 
     cls = get_task(a.task)
+    settings, eval_settings = _settings(a.set), _settings(a.eval_set)
+    _preflight_finetune(a, cls, settings, eval_settings)
     obj = cls(a.backbone) if not a.model else cls.from_pretrained(a.model)
     obj.finetune(a.data, a.val, devices=a.devices, strategy=a.strategy, resume=a.resume,
-                 run_dir=a.run_dir or Path("runs") / cls.task_name, **_settings(a.set))
+                 run_dir=a.run_dir or Path("runs") / cls.task_name, **settings)
     if a.test:
-        _show(obj.evaluate(a.test, **_settings(a.eval_set)), None)
+        try:
+            metrics = obj.evaluate(a.test, **eval_settings)
+        except Exception as e:  # the trained model is not thrown away: save it first, then say where
+            saved = obj.save_pretrained(a.out)
+            if isinstance(e, EduFlashError):
+                raise type(e)(f"{e} (evaluation on --test failed after training; the trained model is saved, "
+                              f"without results, at {saved})") from e
+            print(f"edu-flash finetune: evaluation on --test failed after training; the trained model is saved, "
+                  f"without results, at {saved}", file=sys.stderr)
+            raise
+        _show(metrics, None)
     print(f"saved: {obj.save_pretrained(a.out)}")
 
 
 def cmd_predict(a) -> None:
     obj = _load(a.model)
-    _show(obj.predict(_input(a.input), **_settings(a.set)), a.out)
+    settings = _settings(a.set)
+    _check_keywords(obj.predict, settings, "--set")
+    _show(obj.predict(_input(a.input), **settings), a.out)
 
 
 def cmd_evaluate(a) -> None:
     obj = _load(a.model)
-    metrics = obj.evaluate(a.data, **_settings(a.set))
+    settings = _settings(a.set)
+    _check_keywords(obj.evaluate, settings, "--set")
+    metrics = obj.evaluate(a.data, **settings)
     _show({k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}, None)
     if a.save:
         obj.save_pretrained(a.model)
@@ -251,10 +356,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.fn(args)
-    except EduFlashError as e:
-        print(f"edu-flash {args.command}: error: {e}", file=sys.stderr)
+    except (EduFlashError, OSError) as e:  # the user's input, a file or a folder: one line, exit 2
+        print(f"edu-flash {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except TypeError as e:
+        if "unexpected keyword argument" not in str(e):
+            raise
+        print(f"edu-flash {args.command}: error: unknown --set argument: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e) if not isinstance(e, OSError) or not e.filename else f"{e.filename}: {e.strerror or e}"
+    return " ".join(text.split()) if isinstance(e, OSError) else text
 
 
 if __name__ == "__main__":

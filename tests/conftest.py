@@ -110,3 +110,39 @@ def one_thread():
     with threadpool_limits(1):
         yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture()
+def unreadable(monkeypatch):
+    """make(path): reading `path` (a file, or listing a folder) raises PermissionError, as chmod 000
+    does for a normal user (tests may run as root, which chmod does not stop)."""
+    import builtins
+    import io
+
+    blocked: set[str] = set()
+    real_open, real_scandir, real_listdir = builtins.open, os.scandir, os.listdir
+
+    def _blocked(p) -> bool:
+        try:
+            return os.path.abspath(os.fspath(p)) in blocked
+        except TypeError:
+            return False
+
+    def guard(real):
+        def call(p, *a, **k):
+            if _blocked(p):
+                raise PermissionError(13, "Permission denied", os.fspath(p))
+            return real(p, *a, **k)
+        return call
+
+    monkeypatch.setattr(builtins, "open", guard(real_open))
+    monkeypatch.setattr(io, "open", guard(real_open))
+    monkeypatch.setattr(os, "scandir", guard(real_scandir))
+    monkeypatch.setattr(os, "listdir", guard(real_listdir))
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: not _blocked(p))
+
+    def make(path):
+        blocked.add(os.path.abspath(os.fspath(path)))
+        return path
+
+    return make

@@ -87,3 +87,88 @@ def test_card_of_a_missing_folder_fails_at_once_without_the_hub(tmp_path, capsys
     assert time.perf_counter() - t0 < 5
     err = capsys.readouterr().err
     assert "runs/nothing" in err and "no such" in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- issue 16: no late errors; issue 17: one line
+def _essay_files(essays, tmp_path):
+    essays.iloc[:120].to_csv(tmp_path / "train.csv", index=False)
+    essays.iloc[120:160].to_csv(tmp_path / "test.csv", index=False)
+    return ["--set", "text_column=essay", "--set", "prompt_column=prompt", "--set", "ngram_max=1"]
+
+
+def _ft(tmp_path, *extra):
+    return main(["finetune", "EssayScorer", str(tmp_path / "train.csv"), "--backbone", "tfidf-ridge",
+                 "--out", str(tmp_path / "m"), "--run-dir", str(tmp_path / "run"), *extra])
+
+
+@pytest.mark.parametrize("problem", ["missing_test", "eval_set_typo", "out_is_a_file", "eval_set_without_test",
+                                     "missing_val"])
+def test_finetune_checks_every_input_before_training(problem, essays, tmp_path, capsys, monkeypatch):
+    cols = _essay_files(essays, tmp_path)
+    from edu_flash import EssayScorer
+
+    monkeypatch.setattr(EssayScorer, "_prepare", lambda *a, **k: pytest.fail("training started"))
+    extra = {"missing_test": ["--test", str(tmp_path / "tst.csv")],
+             "eval_set_typo": ["--test", str(tmp_path / "test.csv"), "--eval-set", "nmae=x"],
+             "out_is_a_file": [],
+             "eval_set_without_test": ["--eval-set", "name=x"],
+             "missing_val": ["--val", str(tmp_path / "dev.csv")]}[problem]
+    if problem == "out_is_a_file":
+        (tmp_path / "m").write_text("")
+    assert _ft(tmp_path, *cols, *extra) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "run").exists() and (problem == "out_is_a_file" or not (tmp_path / "m").exists())
+    assert {"missing_test": "tst.csv", "eval_set_typo": "did you mean 'name'", "out_is_a_file": "not a folder",
+            "eval_set_without_test": "--test", "missing_val": "dev.csv"}[problem] in err
+
+
+def test_evaluation_failing_after_training_keeps_the_model(essays, tmp_path, capsys):
+    cols = _essay_files(essays, tmp_path)
+    bad = essays.iloc[120:160].copy()
+    bad["prompt"] = 99  # a prompt training never saw: only evaluate can find out
+    bad.to_csv(tmp_path / "test.csv", index=False)
+    assert _ft(tmp_path, *cols, "--test", str(tmp_path / "test.csv")) == 2
+    err = capsys.readouterr().err
+    assert "'99'" in err and f"saved, without results, at {tmp_path / 'm'}" in err
+    from edu_flash import EssayScorer
+
+    assert EssayScorer.from_pretrained(tmp_path / "m").predict("An essay.", prompt="1") is not None
+
+
+def test_dropout_test_set_needs_its_own_activity(tmp_path, capsys, monkeypatch):
+    from edu_flash import DropoutPredictor
+
+    s = DropoutPredictor.builtin_data(120)
+    s.train.students.to_csv(tmp_path / "students.csv", index=False)
+    s.train.activity.to_csv(tmp_path / "activity.csv", index=False)
+    s.test.students.to_csv(tmp_path / "test_students.csv", index=False)
+    monkeypatch.setattr(DropoutPredictor, "_prepare", lambda *a, **k: pytest.fail("training started"))
+    assert main(["finetune", "DropoutPredictor", str(tmp_path / "students.csv"), "--backbone", "logreg", "--out",
+                 str(tmp_path / "m"), "--set", f"activity={tmp_path / 'activity.csv'}", "--test",
+                 str(tmp_path / "test_students.csv")]) == 2
+    assert "--eval-set activity=" in capsys.readouterr().err and not (tmp_path / "m").exists()
+
+
+def test_a_misspelt_set_key_is_one_line(essays, tmp_path, capsys):
+    cols = _essay_files(essays, tmp_path)
+    assert _ft(tmp_path, *cols) == 0
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "m"), "An essay.", "--set", "promt=1"]) == 2
+    err = capsys.readouterr().err
+    assert "promt" in err and "did you mean 'prompt'" in err and "Traceback" not in err
+    assert main(["evaluate", str(tmp_path / "m"), str(tmp_path / "test.csv"), "--set", "nmae=x"]) == 2
+    assert "did you mean 'name'" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "m"), "An essay.", "--set", "prompt=1"]) == 0
+
+
+def test_unreadable_and_malformed_inputs_are_one_line_and_exit_2(essays, tmp_path, capsys, unreadable):
+    cols = _essay_files(essays, tmp_path)
+    (tmp_path / "header.csv").write_text("essay,score,prompt\n")
+    assert main(["finetune", "EssayScorer", str(tmp_path / "header.csv"), "--backbone", "tfidf-ridge", "--out",
+                 str(tmp_path / "m"), *cols]) == 2
+    assert "no data rows" in capsys.readouterr().err
+    unreadable(tmp_path / "train.csv")
+    assert _ft(tmp_path, *cols) == 2
+    err = capsys.readouterr().err
+    assert "train.csv" in err and "cannot be read" in err and len(err.strip().splitlines()) == 1

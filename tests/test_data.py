@@ -217,3 +217,110 @@ def test_csv_in_other_encoding_is_read(tmp_path):
     p.write_bytes("essay,score\nCaf\xe9 culture is good for students,3\nNa\xefve,2\n".encode("cp1252"))
     df = read_table(str(p)).df
     assert df["essay"].tolist() == ["Café culture is good for students", "Naïve"]
+
+
+# ---------------------------------------------------------------- issues 16 / 17: reading hostile files
+def _err(data, **kw) -> DataError:
+    with pytest.raises(DataError) as ei:
+        read_table(data, **kw)
+    return ei.value
+
+
+def test_header_only_and_empty_files_are_data_errors(tmp_path, essays):
+    (tmp_path / "h.csv").write_text("essay,score,prompt\n")
+    e = _err(str(tmp_path / "h.csv"))
+    assert "no data rows (only a header)" in str(e) and e.source == str(tmp_path / "h.csv")
+    (tmp_path / "e.csv").write_text("")
+    assert "empty" in str(_err(str(tmp_path / "e.csv")))
+    # and finetune says so before training, instead of an IndexError deep in transformers
+    with pytest.raises(DataError, match="no training rows"):
+        EssayScorer("tfidf-ridge").finetune(essays.iloc[:0], text_column="essay")
+
+
+def test_duplicated_column_names_are_refused(tmp_path):
+    df = pd.DataFrame([[1, 2, 3]], columns=["a", "b", "a"])
+    e = _err(df)
+    assert e.column == "a" and "appears 2 times" in str(e)
+    (tmp_path / "d.csv").write_text("essay,score,score\nhello,1,2\n")  # pandas would rename it to score.1
+    e = _err(str(tmp_path / "d.csv"))
+    assert e.column == "score" and str(tmp_path / "d.csv") in str(e)
+    (tmp_path / "ok.csv").write_text("x,x.1\n1,2\n")  # a real column named x.1 is fine
+    assert list(read_table(str(tmp_path / "ok.csv")).df.columns) == ["x", "x.1"]
+
+
+def test_unreadable_file_is_a_data_error(tmp_path, unreadable):
+    p = tmp_path / "locked.csv"
+    p.write_text("essay,score\nhello,1\n")
+    unreadable(p)
+    e = _err(str(p))
+    assert "cannot read" in str(e) and e.source == str(p)
+
+
+def test_invalid_utf8_on_a_later_line_names_the_line(tmp_path):
+    p = tmp_path / "u.csv"
+    p.write_bytes("essay,score\nCafé crème,1\nfine,2\n".encode() + b"bad \xff byte,3\n")
+    e = _err(str(p))
+    assert e.line == 4 and "UTF-8" in str(e) and "line 4" in str(e)
+    p = tmp_path / "cp1252.csv"  # a file that is all cp1252 is still read (no UTF-8 text in it at all)
+    p.write_bytes("essay,score\nCafé crème,1\n".encode("cp1252"))
+    assert read_table(str(p)).df.essay[0] == "Café crème"
+
+
+def test_broken_jsonl_names_its_line_not_a_byte_position(tmp_path):
+    p = tmp_path / "x.jsonl"
+    good = '{"essay": "a", "score": 1}\n'
+    p.write_text(good * 3 + "\n" + good + '{"essay": "b", score: 2}\n' + good)
+    e = _err(str(p))
+    assert e.line == 6 and "line 6" in str(e) and "position" not in str(e)
+    p.write_text(good + "[1, 2]\n")
+    assert _err(str(p)).line == 2
+    p.write_text(good + "\n" + '{"essay": "c", "score": 2}\n')  # blank lines are skipped, rows keep their lines
+    t = read_table(str(p))
+    assert len(t) == 2 and t.where(1)["line"] == 3
+
+
+def test_csv_with_an_essay_over_the_csv_field_limit(tmp_path, essays):
+    long = ("word " * 40000).strip()  # 200k characters, over Python csv's 131,072 default limit
+    df = pd.DataFrame({"essay": [long, "line one\nline two", "short"], "score": [1, 2, 3]})
+    df.to_csv(tmp_path / "long.csv", index=False)
+    t = read_table(str(tmp_path / "long.csv"))
+    assert t.df.essay[0] == long and t.where(2)["line"] == 5
+    import csv as _csv
+
+    assert _csv.field_size_limit() == 131072  # restored
+
+
+def test_missing_column_names_the_file_once(tmp_path, essays):
+    p = tmp_path / "e.csv"
+    essays.iloc[:5].to_csv(p, index=False)
+    with pytest.raises(DataError) as ei:
+        EssayScorer("tfidf-ridge").finetune(str(p), text_column="text")
+    assert str(ei.value).count(str(p)) == 1
+
+
+def test_numpy_values_in_messages_read_as_plain_numbers():
+    from edu_flash.core.data import Table, check_text
+
+    with pytest.raises(DataError) as ei:
+        check_text(Table(pd.DataFrame({"t": np.array([2], dtype=np.int64)}, dtype=object), "x", -1), "t")
+    assert "np.int64" not in str(ei.value) and "2" in str(ei.value)
+
+
+def test_time_column_error_names_the_odd_row():
+    from edu_flash.core.data import Table, check_time
+
+    t = Table(pd.DataFrame({"time": [*range(40), "yesterday", *range(41, 60)]}), "logs.csv", 1)
+    with pytest.raises(DataError) as ei:
+        check_time(t, "time")
+    assert ei.value.row == 41 and "'yesterday'" in str(ei.value)
+    with pytest.raises(DataError, match="row 2.*not a finite number"):
+        check_time(Table(pd.DataFrame({"time": [1.0, float("inf"), 3.0]}), "logs.csv", 1), "time")
+    dates = check_time(Table(pd.DataFrame({"time": ["2024-01-02", "2024-01-01 10:00"]}), "x", 1), "time")
+    assert dates[0] > dates[1]
+
+
+def test_absurd_magnitudes_can_be_refused():
+    from edu_flash.core.data import Table, check_numeric
+
+    with pytest.raises(DataError, match="row 2.*implausibly large"):
+        check_numeric(Table(pd.DataFrame({"s": [1, 1e300]}), "x", -1), "s", max_abs=1e6, what="score")

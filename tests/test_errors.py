@@ -204,3 +204,120 @@ def test_validation_score_out_of_range_fails_before_training(fresh, good, tmp_pa
     val.loc[1, "score"] = 99
     e = _fails_before_training(fresh, good, tmp_path, text_column="essay", prompt_column="prompt", val=val)
     assert e.row == 2 and "range" in str(e) and "val" in str(e)
+
+
+# ---------------------------------------------------------------- issue 17: raw errors -> library errors
+def _dkt(tmp_path, name="train.csv", n=12):
+    rng = __import__("numpy").random.default_rng(0)
+    lines = []
+    for _ in range(n):
+        k = int(rng.integers(3, 9))
+        lines += [str(k), ",".join(str(x) for x in rng.integers(0, 5, k)), ",".join(str(x) for x in rng.integers(0, 2, k))]
+    p = tmp_path / name
+    p.write_text("\n".join(lines) + "\n")
+    return p, lines
+
+
+def test_dkt_file_errors_keep_their_line_number(tmp_path):
+    from edu_flash import PathRecommender
+
+    p, lines = _dkt(tmp_path)
+    lines[10] = "nope"  # the 4th student's count line
+    p.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as ei:
+        PathRecommender("pfa").finetune(p)
+    assert "line 10" in str(ei.value) and str(p) in str(ei.value)
+
+
+def test_dkt_file_with_invalid_utf8_on_a_later_line(tmp_path):
+    from edu_flash import PathRecommender
+
+    p, lines = _dkt(tmp_path)
+    lines[1] = lines[1].replace("1", "Brüche", 1)  # a UTF-8 skill name: the file is UTF-8
+    data = ("\n".join(lines[:9]) + "\n").encode() + b"3\n1,\xe9\xff,2\n0,1,1\n" + ("\n".join(lines[12:]) + "\n").encode()
+    p.write_bytes(data)
+    with pytest.raises(DataError) as ei:
+        PathRecommender("pfa").finetune(p)
+    assert str(p) in str(ei.value) and "line 11" in str(ei.value) and "UTF-8" in str(ei.value)
+    p.write_bytes(data.replace("Brüche".encode(), b"1"))  # all ASCII but one byte: read as cp1252, no raw error
+    assert "\u00e9\u00ff" in PathRecommender("pfa").finetune(p).state["vocab"]["skills"]
+
+
+def test_unreadable_log_file_and_image_folder(tmp_path, unreadable):
+    from edu_flash import DiagramDiffusion, PathRecommender
+
+    p, _ = _dkt(tmp_path)
+    unreadable(p)
+    with pytest.raises(DataError, match="cannot read") as ei:
+        PathRecommender("pfa").finetune(p)
+    assert str(p) in str(ei.value)
+    from PIL import Image
+
+    for c in ("circle", "square"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i in range(2):
+            Image.new("L", (16, 16), 255 * i).save(tmp_path / "imgs" / c / f"{i}.png")
+    unreadable(tmp_path / "imgs" / "square")
+    with pytest.raises(DataError, match="cannot list") as ei:
+        DiagramDiffusion(image_size=16, block_channels=[8, 16]).finetune(tmp_path / "imgs", run_dir=tmp_path / "r")
+    assert str(tmp_path / "imgs" / "square") in str(ei.value) and not (tmp_path / "r").exists()
+
+
+def test_kt_time_inf_and_an_odd_row_are_named(tmp_path):
+    from edu_flash import PathRecommender
+
+    df = pd.DataFrame({"student": [s for s in "abcd" for _ in range(15)], "item": list("xyz") * 20,
+                       "correct": [1, 0] * 30, "time": [float(i) for i in range(60)]})
+    bad = df.astype({"time": object})
+    bad.loc[40, "time"] = "yesterday"
+    with pytest.raises(DataError) as ei:
+        PathRecommender("pfa").finetune(bad)
+    assert ei.value.row == 41 and "'yesterday'" in str(ei.value)
+    df.loc[7, "time"] = float("inf")
+    df.to_csv(tmp_path / "logs.csv", index=False)
+    with pytest.raises(DataError) as ei:
+        PathRecommender("pfa").finetune(tmp_path / "logs.csv")
+    assert (ei.value.row, ei.value.line, ei.value.column) == (8, 9, "time") and "finite" in str(ei.value)
+
+
+def test_header_only_students_file_says_it_has_no_rows(tmp_path):
+    from edu_flash import DropoutPredictor
+
+    d = DropoutPredictor.builtin_data(120).train
+    d.students.iloc[:0].to_csv(tmp_path / "students.csv", index=False)
+    with pytest.raises(DataError) as ei:
+        DropoutPredictor("logreg").finetune(str(tmp_path / "students.csv"), activity=d.activity)
+    assert "one class" not in str(ei.value) and "no data rows" in str(ei.value)
+
+
+def test_duplicated_dataframe_columns_in_every_task():
+    from edu_flash import DropoutPredictor, PathRecommender
+
+    df = pd.DataFrame([["a", "x", 1, 1]] * 4, columns=["student", "item", "correct", "correct"])
+    with pytest.raises(DataError, match="'correct' appears 2 times"):
+        PathRecommender("pfa").finetune(df)
+    with pytest.raises(DataError, match="appears 2 times"):
+        EssayScorer("tfidf-ridge").finetune(pd.DataFrame([["t", 1, 2]] * 4, columns=["text", "score", "score"]))
+    d = DropoutPredictor.builtin_data(120).train
+    st = d.students.copy()
+    st.insert(2, "dup", 0)
+    st = st.rename(columns={"dup": st.columns[1]})
+    with pytest.raises(DataError, match="appears 2 times"):
+        DropoutPredictor("logreg").finetune(st, activity=d.activity)
+
+
+def test_hyperparameter_type_errors_read_plainly():
+    with pytest.raises(ConfigError) as ei:
+        EssayScorer("tfidf-ridge", lr="fast")
+    assert "lr must be a number, got 'fast'" in str(ei.value) and "<class" not in str(ei.value)
+    with pytest.raises(ConfigError, match="max_steps must be a whole number or None"):
+        EssayScorer("tfidf-ridge", max_steps="many")
+
+
+def test_path_recommender_unknown_argument_lists_hyperparameters(tmp_path):
+    from edu_flash import PathRecommender
+
+    p, _ = _dkt(tmp_path)
+    with pytest.raises(ConfigError) as ei:
+        PathRecommender("pfa").finetune(p, lrr=0.1)
+    assert "'lrr'" in str(ei.value) and "'lr'" in str(ei.value) and "pfa_c" in str(ei.value)

@@ -27,7 +27,7 @@ def test_defaults_are_typed_dataclass():
 
 
 @pytest.mark.parametrize("kw, words", [
-    ({"max_epochs": "3"}, ["max_epochs", "int"]),            # wrong type
+    ({"max_epochs": "3"}, ["max_epochs", "whole number"]),   # wrong type, in words
     ({"lr": "fast"}, ["lr"]),
     ({"group_by_length": "yes"}, ["group_by_length"]),
     ({"max_length": True}, ["max_length"]),                  # bool is not an int

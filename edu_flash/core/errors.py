@@ -27,11 +27,17 @@ class DataError(EduFlashError, ValueError):
             where.append(f"column {column!r}")
         if row is not None:
             where.append(f"row {row}" + (f" (line {line})" if line is not None else ""))
+        elif line is not None:
+            where.append(f"line {line}")
         super().__init__(": ".join([", ".join(where), message]) if where else message)
 
 
 class MissingColumnError(DataError, KeyError):
     """A required column is absent; lists the columns that do exist."""
+
+    def __init__(self, message: str, *, source: str | None = None, column: str | None = None, **kw):
+        super().__init__(message, source=source, **kw)  # the message names the column once
+        self.column = column
 
     def __str__(self) -> str:  # KeyError would otherwise quote the whole message
         return self.args[0]

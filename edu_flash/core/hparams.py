@@ -47,6 +47,24 @@ def _type_ok(value, tp) -> bool:
     return isinstance(value, tp) if isinstance(tp, type) else True
 
 
+_WORDS = {float: "a number", int: "a whole number", bool: "true or false", str: "text", type(None): "None",
+          dict: "a mapping"}
+
+
+def type_words(tp) -> str:
+    """A type annotation as a user reads it: `float | None` -> "a number or None"."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        return " or ".join(dict.fromkeys(type_words(a) for a in args if a is not type(None))) + (
+            " or None" if type(None) in args else "")
+    if origin in (list, tuple):
+        return "a list"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    return _WORDS.get(tp, getattr(tp, "__name__", str(tp)))
+
+
 @dataclass
 class HParams:
     """Base for task hyperparameters: validated on creation, JSON round-trip, `replace` with checks."""
@@ -67,7 +85,8 @@ class HParams:
                 except ValueError:
                     pass
             if not _type_ok(v, hints[f.name]):
-                raise ConfigError(f"{type(self).__name__}.{f.name} must be {hints[f.name]}, got {v!r}")
+                raise ConfigError(f"hyperparameter {f.name} must be {type_words(hints[f.name])}, got {v!r} "
+                                  f"({type(self).__name__})")
             md = f.metadata
             if "choices" in md and v not in md["choices"]:
                 raise ConfigError(f"{type(self).__name__}.{f.name}={v!r} is not one of {list(md['choices'])}")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from . import card as cardlib
-from .data import Table, read_table
+from .data import Table, check_rows, read_table
 from .errors import CheckpointError, ConfigError, NotFittedError
 from .hparams import STRATEGIES, HParams
 from .io import atomic_folder, recover, write_json
@@ -179,8 +179,11 @@ class Task:
             check_hub_source(src, f"backbone {self.backbone!r}" + (f" ({src})" if src != self.backbone else ""))  # reachable before any data is read
         self._check_data_kwargs(kwargs)
         train = read_table(data, name="train")
+        check_rows(train, "training rows")
         label = dataset_label(data, train.source, dataset_name)
         val_t = read_table(val, name="val", split="validation") if val is not None else None
+        if val_t is not None:
+            check_rows(val_t, "validation rows")
         old_hp, self.hparams = self.hparams, hp  # _prepare may read this run's hyperparameters
         try:
             prepared = self._prepare(train, val_t, **kwargs)

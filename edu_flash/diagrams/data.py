@@ -21,12 +21,19 @@ def folder_table(folder: str | os.PathLike) -> Table:
 
     folder = Path(folder)
     rows = [{"image": str(f), "label": sub.name}
-            for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-            for f in sorted(sub.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+            for sub in _listdir(folder) if sub.is_dir() and not sub.name.startswith(".")
+            for f in _listdir(sub) if f.suffix.lower() in IMAGE_SUFFIXES]
     if not rows:
         raise DataError("no images found: expected one subfolder per class holding "
                         f"{'/'.join(IMAGE_SUFFIXES)} files", source=str(folder))
     return Table(pd.DataFrame(rows), str(folder), header_lines=-1)
+
+
+def _listdir(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except OSError as e:  # an unreadable class folder is the user's to fix: say which one
+        raise DataError(f"cannot list the folder ({e.strerror or e})", source=str(folder)) from None
 
 
 def as_table(data) -> Table | object:

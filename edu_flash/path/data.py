@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.data import Table, require_columns
+from ..core.data import Table, check_time, read_text, require_columns, show
 from ..core.errors import DataError, UnknownLabelError
 
 _SKILL_SPLIT = re.compile(r"[_;,|~]")
@@ -24,8 +24,11 @@ def is_dkt_file(path) -> bool:
     """Three lines per student: N / N skill ids / N 0-1 flags (trailing commas allowed)."""
     if not isinstance(path, (str, os.PathLike)) or not Path(path).is_file():
         return False
-    with open(path, "r", encoding="utf-8", errors="replace") as fh:
-        head = [fh.readline().strip() for _ in range(3)]
+    try:
+        with open(path, "r", encoding="utf-8", errors="replace") as fh:
+            head = [fh.readline().strip() for _ in range(3)]
+    except OSError:  # unreadable: core's reader reports it with the file name
+        return False
     return (len(head) == 3 and head[0].isdigit() and bool(re.fullmatch(r"[^,]+(,[^,]*)*", head[1]))
             and bool(re.fullmatch(r"[01](,[01])*,?", head[2])))
 
@@ -40,7 +43,7 @@ def read_dkt(path: str | os.PathLike) -> Table:
     p = Path(path)
     if not p.is_file():
         raise DataError("file not found", source=str(p))
-    lines = p.read_text(encoding="utf-8").splitlines()
+    lines = read_text(p).split("\n")
     while lines and not lines[-1].strip():
         lines.pop()
     if len(lines) % 3:
@@ -124,7 +127,7 @@ def _correct_values(table: Table, col: str):
     bad = ~num.isin([0, 1])
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"correct must be 0/1 (or true/false), found {raw.iloc[i]!r}", column=col, **table.where(i))
+        raise DataError(f"correct must be 0/1 (or true/false), found {show(raw.iloc[i])}", column=col, **table.where(i))
     return num.to_numpy(np.float32)
 
 
@@ -152,18 +155,7 @@ def read_logs(table: Table, cols: Columns, *, vocab: dict | None = None, min_len
     key = lambda s: s.map(label)
     student, item = key(df[cols.student]).to_numpy(), key(df[cols.item]).to_numpy()
     skills = df[skill_col].map(_split_skills).tolist() if skill_col else [[i] for i in item]
-    if time_col:
-        t = df[time_col]
-        tnum = pd.to_numeric(t, errors="coerce")
-        if tnum.isna().any():
-            tnum = pd.to_datetime(t, errors="coerce", format="mixed")
-            if tnum.isna().any():
-                i = int(np.flatnonzero(tnum.isna().to_numpy())[0])
-                raise DataError(f"time {t.iloc[i]!r} is neither a number nor a date", column=time_col, **table.where(i))
-            tnum = tnum.astype("int64")
-        tv = tnum.to_numpy()
-    else:
-        tv = np.arange(len(df))
+    tv = check_time(table, time_col) if time_col else np.arange(len(df))
     order = np.lexsort((np.arange(len(df)), tv, pd.factorize(student)[0]))  # stable by (student, time)
     pos = pd.Series(tv).groupby(pd.factorize(student)[0]).diff().to_numpy()
     sorted_rows = int(np.sum(pos < 0))

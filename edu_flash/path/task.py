@@ -88,7 +88,7 @@ class PathRecommender(Task):
         unknown = [k for k in given if not k.endswith("_column") or k[:-7] not in D.Columns.__dataclass_fields__]
         if unknown:
             raise ConfigError(f"unknown argument(s) {unknown}; columns are given as student_column=, item_column=, "
-                              "skill_column=, correct_column=, time_column=")
+                              f"skill_column=, correct_column=, time_column=; hyperparameters: {self.hparams_cls.names()}")
         return D.Columns.from_state(self.state, **given)
 
     def _prepare(self, train, val, **columns) -> _Prepared:
