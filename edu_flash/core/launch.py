@@ -70,10 +70,11 @@ class _Payload:
     max_memory: Any
     handoff: str
     port: int
+    train_options: dict  # loggers / callbacks / profile as JSON (core.run_options), passed to finetune as is
 
 
 def spawn_finetune(task, data, val, *, hp, devices: int, strategy: str, resume: bool, run_dir,
-                   progress: bool | None, max_memory, data_kwargs: dict):
+                   progress: bool | None, max_memory, data_kwargs: dict, train_options: dict | None = None):
     """Train `task` in `devices` worker processes; load the result into `task` and return it."""
     import torch
     import torch.multiprocessing as mp
@@ -95,7 +96,7 @@ def spawn_finetune(task, data, val, *, hp, devices: int, strategy: str, resume: 
             init = str(task.save_pretrained(handoff / "init"))
         payload = _Payload(type(task), task.backbone, hp.to_dict(), task.state, task.card.to_dict(), init, data,
                            val, data_kwargs, devices, strategy, resume, str(run_dir), progress, max_memory,
-                           str(handoff), _free_port())
+                           str(handoff), _free_port(), train_options or {})
         ctx = mp.start_processes(_worker, args=(payload,), nprocs=devices, join=False, start_method="spawn")
         try:
             while not ctx.join():
@@ -159,7 +160,7 @@ def _worker(local_rank: int, p: _Payload) -> None:
         task.hparams = p.cls.hparams_cls.from_dict(p.hparams)
         task.state, task.card = copy.deepcopy(p.state), CardData.from_dict(p.card)
         task.finetune(p.data, p.val, devices=p.devices, strategy=p.strategy, resume=p.resume, run_dir=p.run_dir,
-                      progress=p.progress, max_memory=p.max_memory, **p.data_kwargs)
+                      progress=p.progress, max_memory=p.max_memory, **p.train_options, **p.data_kwargs)
         if local_rank == 0:
             task.save_pretrained(handoff / "model")
             write_json(handoff / "report.json", dataclasses.asdict(task.last_train_report))

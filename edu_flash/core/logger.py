@@ -1,4 +1,5 @@
-"""Metrics go to a CSV file in the run folder, and to TensorBoard when it is installed."""
+"""The CSV metrics log in the run folder (`metrics.csv`: step, epoch, metric, value), always
+available without any tracker package; the other trackers are core.tracking's."""
 from __future__ import annotations
 
 import csv
@@ -8,7 +9,6 @@ from pathlib import Path
 class MetricsLogger:
     def __init__(self, run_dir: Path, enabled: bool = True):
         self.enabled = enabled
-        self._tb = None
         if not enabled:
             return
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -18,12 +18,6 @@ class MetricsLogger:
         self._w = csv.writer(self._fh)
         if new:
             self._w.writerow(["step", "epoch", "metric", "value"])
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._tb = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
-        except Exception:  # tensorboard is optional
-            self._tb = None
 
     def log(self, metrics: dict, *, step: int, epoch: int) -> None:
         if not self.enabled:
@@ -31,12 +25,8 @@ class MetricsLogger:
         for k, v in metrics.items():
             if isinstance(v, (int, float)):
                 self._w.writerow([step, epoch, k, v])
-                if self._tb is not None:
-                    self._tb.add_scalar(k, v, step)
         self._fh.flush()
 
     def close(self) -> None:
-        if self.enabled:
+        if self.enabled and not self._fh.closed:
             self._fh.close()
-            if self._tb is not None:
-                self._tb.close()

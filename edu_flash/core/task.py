@@ -148,13 +148,17 @@ class Task:
     # ------------------------------------------------------------------ training
     def finetune(self, data, val=None, *, devices: int = 1, strategy: str = "auto", resume: bool = False,
                  run_dir: str | os.PathLike | None = None, progress: bool | None = None,
-                 max_memory: int | str | None = None, dataset_name: str | None = None, **kwargs):
+                 max_memory: int | str | None = None, dataset_name: str | None = None, loggers="auto",
+                 callbacks=None, profile=False, **kwargs):
         """Train on `data` (path, DataFrame, datasets.Dataset or list of dicts); returns self.
 
         Keyword arguments that name hyperparameters override them for this and later runs; the rest
         go to the task's data adapter (column names, score ranges, ...). `devices=N` starts N worker
         processes (under torchrun: trains as this rank); `max_memory` bounds `batch_size="auto"`.
         `dataset_name` is what the model card calls the training data (default: the file name).
+        `loggers` (core.tracking: "auto" = CSV + TensorBoard when installed; "mlflow", "wandb", ...),
+        `callbacks` (core.callbacks) and `profile=True` (core.profiling) go to the shared trainer;
+        `lr="auto"` picks the learning rate with `lr_find` first.
         """
         hp_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in self.hparams_cls.names()}
         if "precision" in hp_kw:
@@ -177,6 +181,11 @@ class Task:
 
             src = spec.resolve()
             check_hub_source(src, f"backbone {self.backbone!r}" + (f" ({src})" if src != self.backbone else ""))  # reachable before any data is read
+        from .launch import under_launcher
+        from .run_options import RunOptions
+
+        opts = RunOptions.check(loggers, callbacks, profile, engine=spec.engine, backbone=self.backbone,
+                                spawn=spec.engine == "torch" and devices > 1 and not under_launcher())
         self._check_data_kwargs(kwargs)
         train = read_table(data, name="train")
         check_rows(train, "training rows")
@@ -194,18 +203,29 @@ class Task:
 
         seed_everything(hp.seed)
         run_dir = Path(run_dir) if run_dir is not None else Path("runs") / self.task_name
-        from .launch import spawn_finetune, under_launcher
+        from .launch import spawn_finetune
 
+        lr_note, probe = None, self.__dict__.pop("_lr_find_request", None)
+        if spec.engine == "torch" and (hp.lr == "auto" or probe is not None):  # a range test on a copy
+            from . import lr_finder
+
+            if probe is not None:  # Task.lr_find: the data path of finetune, then no training
+                raise lr_finder.Found(lr_finder.range_test(self, prepared, hp, run_dir=run_dir, **probe))
+            found = lr_finder.auto_lr(self, prepared, hp, run_dir=run_dir)
+            hp, lr_note = hp.replace(lr=found.suggestion), found.card_line()
         if spec.engine == "torch" and devices > 1 and not under_launcher():  # data checked above, then spawn
             return spawn_finetune(self, data, val, hp=hp, devices=devices, strategy=strategy, resume=resume,
                                   run_dir=run_dir, progress=progress, max_memory=max_memory,
-                                  data_kwargs={**kwargs, **({"dataset_name": dataset_name} if dataset_name else {})})
+                                  data_kwargs={**kwargs, **({"dataset_name": dataset_name} if dataset_name else {})},
+                                  train_options=opts.to_json())
+        trainer = opts.trainer_for_classical(run_dir, self) if spec.engine != "torch" else None
         if spec.engine == "torch":
             from .trainer import Trainer
 
             job = self._train_job(prepared)
-            report = Trainer(hp, run_dir=run_dir, devices=devices, strategy=strategy, resume=resume,
-                             progress=progress, max_memory=max_memory).fit(job)
+            trainer = Trainer(hp, run_dir=run_dir, devices=devices, strategy=strategy, resume=resume,
+                              progress=progress, max_memory=max_memory, **opts.trainer_kwargs(self, run_dir))
+            report = trainer.fit(job, keep_open=True)
             self.model = job.model
             self.last_train_report = report
             procedure = {"engine": "edu-flash trainer (accelerate)", "hardware": report.hardware,
@@ -216,6 +236,10 @@ class Task:
                          "wall time (s)": None, "training loop (s)": round(report.wall_time_s, 1)}
             if report.monitor and report.best_metric is not None:
                 procedure[f"best validation {report.monitor}"] = report.best_metric
+            if report.stop_reason:
+                procedure["stopped by"] = report.stop_reason
+            if lr_note:
+                procedure["learning rate"] = lr_note
             procedure.update(report.extra)
         else:
             from .trainer import hardware_name
@@ -232,7 +256,43 @@ class Task:
         self.card.datasets = [label]
         self.card.hyperparameters = self._card_hparams()
         self.card.procedure = procedure  # "wall time (s)": the whole finetune, filled in by _whole_finetune
+        self._run_trackers = trainer  # closed by _whole_finetune with the finished card
         return self
+
+    def _card_or_none(self) -> str | None:
+        try:
+            return self.model_card()
+        except Exception:  # a card that fails to render never fails a run
+            return None
+
+    def lr_find(self, data, val=None, *, min_lr: float = 1e-7, max_lr: float = 1.0, num_steps: int = 100,
+                plot: str | os.PathLike | None = None, **kwargs):
+        """The learning-rate range test (Smith 2017) on `data`, taken in every form `finetune` takes:
+        at most `num_steps` steps on a copy of this task, the rate growing exponentially from
+        `min_lr` to `max_lr`, stopped when the loss diverges. Returns an `LRFindResult` (`.suggestion`,
+        `.table()`, `.plot()`; `plot="lr.png"` also writes the plot). This task's weights and state
+        and the RNG states are left as they were. Other keywords are `finetune`'s (hyperparameters
+        such as batch_size, data arguments such as column names)."""
+        import copy
+
+        from . import lr_finder
+        from .checkpoint import rng_state, set_rng_state
+
+        if self.backbone_spec().engine != "torch":
+            raise ConfigError(f"lr_find trains a neural network; backbone {self.backbone!r} is fit by scikit-learn")
+        rng, probe = rng_state(), copy.deepcopy(self)
+        probe._lr_find_request = {"min_lr": min_lr, "max_lr": max_lr, "num_steps": num_steps}
+        try:
+            probe.finetune(data, val, loggers=None, progress=False, **kwargs)
+        except lr_finder.Found as done:
+            result = done.result
+        else:  # pragma: no cover - finetune always raises Found for a torch backbone
+            raise RuntimeError("lr_find: the range test did not run")
+        finally:
+            set_rng_state(*rng)
+        if plot is not None:
+            result.plot(plot)
+        return result
 
     def _check_data_kwargs(self, kwargs: dict) -> None:
         """A misspelt keyword must fail with the valid names, not as a TypeError deep inside."""
@@ -320,18 +380,25 @@ class Task:
 
 def _whole_finetune(fn):
     """Time `finetune` from its first line to its return, through any task override that calls core's
-    (data checks, feature building, the fit, thresholds, a reference model: everything the user waits for)."""
+    (data checks, feature building, the fit, thresholds, a reference model: everything the user waits for);
+    then send the finished card to the run's trackers and close them."""
     @functools.wraps(fn)
     def finetune(self, *args, **kwargs):
         if getattr(self, "_finetune_t0", None) is not None:  # an override calling super().finetune
             return fn(self, *args, **kwargs)
-        self._finetune_t0 = time.perf_counter()
+        self._finetune_t0, ok = time.perf_counter(), False
         try:
             out = fn(self, *args, **kwargs)
+            ok = True
         finally:
             t0, self._finetune_t0 = self._finetune_t0, None
+            trackers = self.__dict__.pop("_run_trackers", None)
+            if trackers is not None and not ok:
+                trackers.close()
         if isinstance(self.card.procedure, dict) and "wall time (s)" in self.card.procedure:
             self.card.procedure["wall time (s)"] = round(time.perf_counter() - t0, 1)
+        if trackers is not None:
+            trackers.close(card=self._card_or_none())
         return out
 
     return finetune

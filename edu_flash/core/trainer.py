@@ -2,7 +2,8 @@
 
 A task hands over a `TrainJob` (model, examples, collate, loss, optional validation); the trainer
 owns devices, precision, optimizer and schedule, gradient accumulation and clipping, early
-stopping, checkpoints with exact resume, progress and metric logs.
+stopping, checkpoints with exact resume, progress, and the run's trackers (core.tracking),
+callbacks (core.callbacks) and step profile (core.profiling).
 
 In a distributed run (started by core.launch or by torchrun) every rank builds the same global
 batches and trains on its slice. DDP is accelerate's; FSDP2 is applied with torch's `fully_shard`
@@ -16,7 +17,6 @@ import copy
 import logging
 import math
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,8 +25,9 @@ from typing import Any, Callable, Sequence
 
 from . import checkpoint
 from .errors import ConfigError
-from .hparams import PRECISIONS, STRATEGIES, TrainHParams
-from .logger import MetricsLogger
+from .hparams import TrainHParams
+from .trainer_parts import (_accelerator, _full_state, _monitor, _param_groups, _to_device, _validate,  # noqa: F401
+                            check_config, hardware_name)
 
 log = logging.getLogger("edu_flash.trainer")
 
@@ -71,14 +72,8 @@ class TrainReport:
     per_device_batch_size: int = 0
     hardware: str = ""
     extra: dict = field(default_factory=dict)  # more lines for the card's training procedure
-
-
-def hardware_name(device) -> str:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__})"
+    stop_reason: str | None = None  # early stopping or a callback's stop()
+    profile: dict | None = None     # profile=True: the step-time summary (core.profiling)
 
 
 def batch_plan(n: int, global_batch: int, *, seed: int, epoch: int, lengths: Sequence[int] | None,
@@ -103,64 +98,69 @@ def batch_plan(n: int, global_batch: int, *, seed: int, epoch: int, lengths: Seq
     return batches
 
 
-def check_config(hp: TrainHParams, strategy: str, max_memory=None) -> None:
-    """What must stop a run before any data is read or any worker process is started."""
-    import torch
-
-    from .batch_size import parse_memory
-
-    if hp.precision not in PRECISIONS:
-        raise ConfigError(f"precision {hp.precision!r} is not one of {list(PRECISIONS)}")
-    if hp.precision == "16-mixed" and not torch.cuda.is_available():
-        raise ConfigError("precision='16-mixed' needs a CUDA GPU; on CPU use 'bf16-mixed' or '32'")
-    if strategy not in STRATEGIES:
-        raise ConfigError(f"strategy {strategy!r} is not one of {list(STRATEGIES)}")
-    if not (isinstance(hp.batch_size, int) or hp.batch_size == "auto"):
-        raise ConfigError(f"batch_size must be a positive int or 'auto', got {hp.batch_size!r}")
-    if max_memory is not None:
-        parse_memory(max_memory)
-
-
-def _accelerator(precision: str):
-    import torch
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, GradientState
-
-    # accelerate keeps one state per process and refuses a second run with another precision;
-    # the process group (PartialState) is kept.
-    AcceleratorState._reset_state()
-    GradientState._reset_state()
-    cuda = torch.cuda.is_available()
-    mp = {"32": "no", "bf16-mixed": "bf16", "16-mixed": "fp16", "bf16-true": "no"}[precision]
-    # cpu=True on a CPU-only machine: a plain Accelerator() under torchrun would not go distributed.
-    return Accelerator(cpu=not cuda, mixed_precision=mp)
-
-
 class Trainer:
+    """`loggers`: see core.tracking ("auto": CSV + TensorBoard when installed); `callbacks`: see
+    core.callbacks; `profile`: see core.profiling. `project` / `run_name` name the run in the
+    trackers, `config` is what they record as its hyperparameters (default: hp). `schedule`
+    (optimizer, total_steps) -> LR scheduler replaces the hp.scheduler one (the LR finder's)."""
+
     def __init__(self, hp: TrainHParams, *, run_dir: str | os.PathLike, devices: int = 1,
                  strategy: str = "auto", resume: bool = False, progress: bool | None = None,
-                 log: bool = True, max_memory: int | str | None = None):
+                 log: bool = True, max_memory: int | str | None = None, loggers="auto", callbacks=None,
+                 profile=False, project: str = "edu-flash", run_name: str | None = None, config: dict | None = None,
+                 schedule: Callable | None = None):
+        from . import callbacks as cb, profiling, tracking
+
         check_config(hp, strategy, max_memory)
         self.hp, self.run_dir, self.devices, self.strategy = hp, Path(run_dir), devices, strategy
         self.resume, self.log, self.max_memory = resume, log, max_memory
         self.checkpoints = log  # epoch-end (and every `checkpoint_every` steps) checkpoints in run_dir
         self.progress = sys.stderr.isatty() if progress is None else progress
+        self.loggers = tracking.resolve(loggers if log else None)
+        self.callbacks = cb.check(callbacks)
+        self.profile = profiling.check(profile)
+        self.project, self.run_name, self.config, self.schedule = project, run_name, config, schedule
+        self.tracking = None
 
-    def fit(self, job: TrainJob) -> TrainReport:
+    def close(self, card: str | None = None) -> None:
+        """Send the model card to the trackers and close them (after `fit(..., keep_open=True)`)."""
+        if self.tracking is not None:
+            self.tracking.finish(card)
+
+    def fit(self, job: TrainJob, *, keep_open: bool = False) -> TrainReport:
+        """Train; the trackers stay open with keep_open=True until `close(card)` is called."""
+        from .tracking import Tracking
+
+        self.tracking = Tracking(self.loggers, self.run_dir, project=self.project,
+                                 run_name=self.run_name or self.run_dir.name)
+        try:
+            report = self._fit(job)
+        except BaseException:
+            self.tracking.finish(failed=True)
+            raise
+        if not keep_open:
+            self.close()
+        return report
+
+    def _fit(self, job: TrainJob) -> TrainReport:
         import torch
         from transformers import get_scheduler
 
+        from . import profiling
+        from .callbacks import TrainState, dispatch
+
         hp = self.hp
-        acc = _accelerator(hp.precision)
+        acc = _accelerator(hp.precision, **self.tracking.accelerator_kwargs())
         rank, world, main = acc.process_index, acc.num_processes, acc.is_main_process
         if self.devices > 1 and self.devices != world:
             log.warning("devices=%d but the launcher started %d processes; training on %d", self.devices, world, world)
         strategy = "single" if world == 1 else ("fsdp" if self.strategy == "fsdp" else "ddp")
+        monitor, mode = _monitor(hp, job)
         model = job.model
         if hp.precision == "bf16-true":
             model = model.to(torch.bfloat16)
         report = TrainReport(precision=hp.precision, strategy=strategy, world_size=world,
-                             hardware=hardware_name(acc.device), monitor=job.monitor)
+                             hardware=hardware_name(acc.device), monitor=monitor)
         batch_size = hp.batch_size
         if batch_size == "auto":
             from .batch_size import find_batch_size
@@ -188,12 +188,14 @@ class Trainer:
         n_batches = math.ceil(len(job.train) / global_batch)
         steps_per_epoch = math.ceil(n_batches / hp.grad_accum)
         total = min(hp.max_steps or 10**12, steps_per_epoch * hp.max_epochs)
-        scheduler = get_scheduler(hp.scheduler, optimizer.optimizer, num_warmup_steps=int(hp.warmup_ratio * total),
-                                  num_training_steps=total)
+        scheduler = (self.schedule(optimizer.optimizer, total) if self.schedule is not None else
+                     get_scheduler(hp.scheduler, optimizer.optimizer, num_warmup_steps=int(hp.warmup_ratio * total),
+                                   num_training_steps=total))
         raw = acc.unwrap_model(model) if view is None else model
-        logger = MetricsLogger(self.run_dir, enabled=self.log and main)
+        tracker = self.tracking
+        tracker.start(acc, {**hp.to_dict(), **(self.config or {})}, main=main)
         prog = {"epoch": 0, "batch": 0, "step": 0, "best": None, "bad_epochs": 0, "history": [],
-                "examples": 0, "train_time": 0.0, "global_batch": global_batch}
+                "examples": 0, "train_time": 0.0, "global_batch": global_batch, "stopped": None}
         best_state = None
         if self.resume:
             ck = checkpoint.latest(self.run_dir)
@@ -206,55 +208,91 @@ class Trainer:
                     raise ConfigError(f"{ck} was written with a global batch of {prog['global_batch']}, this run "
                                       f"has {global_batch} ({world} x {batch_size}): resume with the same "
                                       "batch_size and number of devices")
-        sign = 1 if job.mode == "max" else -1
+        sign = 1 if mode == "max" else -1
         bar = None
         if self.progress and main:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=total, initial=prog["step"], desc="train", unit="step", dynamic_ncols=True)
-        t_start, loss_sum, loss_n, done = time.perf_counter(), 0.0, 0, prog["step"] >= total
-        examples0, train_time0 = prog["examples"], prog["train_time"]
-        ckpt = (lambda: self._checkpoint(acc, raw, view, optimizer, scheduler, prog, best_state, t_start,
-                                         train_time0, job))  # reads best_state when called
+        t_start, loss_sum, loss_n = time.perf_counter(), 0.0, 0
+        done = prog["step"] >= total or bool(prog.get("stopped"))
+        examples0, train_time0, step0 = prog["examples"], prog["train_time"], prog["step"]
+        prof = profiling.make(self.profile, self.run_dir, device=acc.device, rank=rank, main=main)
+        cbs = self.callbacks
+        state = TrainState(total_steps=total, max_epochs=hp.max_epochs, monitor=monitor, mode=mode,
+                           resumed=report.resumed_from is not None, run_dir=self.run_dir, rank=rank, world_size=world,
+                           model=raw, optimizer=optimizer, scheduler=scheduler, accelerator=acc,
+                           _log=lambda m: tracker.log(m, step=prog["step"], epoch=prog["epoch"]),
+                           _state_dict=lambda: _full_state(raw, view))
+
+        def call(event: str, **fields) -> bool:
+            """Run the callbacks' `event`; True when any rank asked to stop."""
+            state.step, state.epoch, state.best, state.history = prog["step"], prog["epoch"], prog["best"], prog["history"]
+            state.examples, state.elapsed_s = prog["examples"] - examples0, time.perf_counter() - t_start
+            for k, v in fields.items():
+                setattr(state, k, v)
+            stop = dispatch(cbs, event, state)
+            if world > 1:  # every rank stops at the same step, or the collectives would hang
+                stop = bool(acc.reduce(torch.tensor([float(stop)], device=acc.device), "sum").item() > 0)
+            if stop and not prog.get("stopped"):
+                prog["stopped"] = state.stop_reason or "stopped by a callback"
+            return stop
+
+        def ckpt():  # reads best_state when called
+            with prof.phase("checkpoint"):
+                path = self._checkpoint(acc, raw, view, optimizer, scheduler, prog, best_state, t_start, train_time0,
+                                        job)
+            if cbs:
+                call("on_checkpoint", checkpoint_path=path)
+
+        prof.start()
         try:
+            if cbs and call("on_train_start"):
+                done = True
             while prog["epoch"] < hp.max_epochs and not done:
                 epoch = prog["epoch"]
                 batches = batch_plan(len(job.train), global_batch, seed=hp.seed, epoch=epoch,
                                      lengths=job.lengths if hp.group_by_length else None)
                 model.train()
                 for b in range(prog["batch"], len(batches)):
-                    # Each rank takes its slice of the global batch (a rank left empty by the last,
-                    # short batch repeats its first example, so collectives stay in step).
-                    mine = batches[b][rank * batch_size:(rank + 1) * batch_size] or batches[b][:1]
-                    batch = _to_device(job.collate([job.train[i] for i in mine]), acc.device)
+                    with prof.phase("data"):
+                        # Each rank takes its slice of the global batch (a rank left empty by the last,
+                        # short batch repeats its first example, so collectives stay in step).
+                        mine = batches[b][rank * batch_size:(rank + 1) * batch_size] or batches[b][:1]
+                        batch = _to_device(job.collate([job.train[i] for i in mine]), acc.device)
                     sync = (b + 1) % hp.grad_accum == 0 or b + 1 == len(batches)
                     if view is not None:
                         model.set_requires_gradient_sync(sync)
                     with (contextlib.nullcontext() if sync or view else acc.no_sync(model)), acc.autocast():
-                        loss = job.loss(model, batch)
-                    acc.backward(loss / hp.grad_accum)
+                        with prof.phase("forward"):
+                            loss = job.loss(model, batch)
+                        with prof.phase("backward"):
+                            acc.backward(loss / hp.grad_accum)
                     loss_sum, loss_n = loss_sum + float(loss.detach()), loss_n + 1
                     prog["examples"] += len(batches[b])
                     if not sync:
                         continue
-                    if hp.clip_norm:
-                        acc.clip_grad_norm_(model.parameters(), hp.clip_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    if job.after_step is not None:
-                        job.after_step(raw)
+                    with prof.phase("optimizer"):
+                        if hp.clip_norm:
+                            acc.clip_grad_norm_(model.parameters(), hp.clip_norm)
+                        optimizer.step()
+                        scheduler.step()
+                        optimizer.zero_grad(set_to_none=True)
+                        if job.after_step is not None:
+                            job.after_step(raw)
                     prog["step"] += 1
                     prog["batch"] = b + 1
-                    train_loss = loss_sum / loss_n
+                    train_loss, lr = loss_sum / loss_n, scheduler.get_last_lr()[0]
                     report.final_train_loss = train_loss
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(loss=f"{train_loss:.4f}", epoch=epoch)
-                    logger.log({"train_loss": train_loss, "lr": scheduler.get_last_lr()[0]},
-                               step=prog["step"], epoch=epoch)
+                    tracker.log({"train_loss": train_loss, "lr": lr}, step=prog["step"], epoch=epoch)
                     loss_sum, loss_n = 0.0, 0
+                    prof.step_done()
                     done = prog["step"] >= total
+                    if cbs and call("on_step_end", train_loss=train_loss, lr=lr):
+                        done = True
                     if (self.checkpoints and hp.checkpoint_every and prog["step"] % hp.checkpoint_every == 0
                             and not done and b + 1 < len(batches)):
                         ckpt()
@@ -263,10 +301,14 @@ class Trainer:
                 if prog["batch"] >= len(batches):
                     prog["epoch"], prog["batch"] = epoch + 1, 0
                 if job.validate is not None and (prog["batch"] == 0 or done):
-                    metrics = _validate(job, model)
+                    with prof.phase("validation"):
+                        metrics = _validate(job, model)
+                    if monitor is not None and hp.monitor is not None and monitor not in metrics:
+                        raise ConfigError(f"monitor={hp.monitor!r} is not a validation metric of this task; "
+                                          f"it reports {sorted(metrics)}")
                     prog["history"].append({"epoch": epoch + 1, "step": prog["step"], **metrics})
-                    logger.log({f"val_{k}": v for k, v in metrics.items()}, step=prog["step"], epoch=epoch)
-                    cur = metrics.get(job.monitor) if job.monitor else None
+                    tracker.log({f"val_{k}": v for k, v in metrics.items()}, step=prog["step"], epoch=epoch)
+                    cur = metrics.get(monitor) if monitor else None
                     if cur is not None and cur == cur:
                         if prog["best"] is None or sign * (cur - prog["best"]) > 0:
                             prog["best"], prog["bad_epochs"] = cur, 0
@@ -275,12 +317,15 @@ class Trainer:
                             prog["bad_epochs"] += 1
                             if hp.patience is not None and prog["bad_epochs"] >= hp.patience:
                                 report.stopped_early, done = True, True
+                                prog["stopped"] = f"early stopping ({monitor} did not improve for {hp.patience} epochs)"
+                    if cbs and call("on_validation_end", metrics=metrics):
+                        done = True
                 if self.checkpoints:
                     ckpt()
         finally:
             if bar is not None:
                 bar.close()
-            logger.close()
+        report.profile = prof.finish(steps=prog["step"] - step0, examples=prog["examples"] - examples0, world_size=world)
         if view is not None:  # hand back a plain model holding the full (best or last) weights
             plain.load_state_dict(best_state if best_state is not None else _full_state(raw, view))
             job.model = plain.to(acc.device)
@@ -291,8 +336,13 @@ class Trainer:
             job.model = acc.unwrap_model(model, keep_fp32_wrapper=False)
         report.steps, report.epochs = prog["step"], prog["epoch"]
         report.best_metric, report.history = prog["best"], prog["history"]
+        report.stop_reason = prog.get("stopped")
+        report.stopped_early = report.stopped_early or bool(prog.get("stopped"))
         report.wall_time_s = train_time0 + (time.perf_counter() - t_start)
         report.examples_per_s = (prog["examples"] - examples0) / max(time.perf_counter() - t_start, 1e-9)
+        if cbs:
+            state.model = job.model
+            call("on_train_end")
         acc.wait_for_everyone()
         return report
 
@@ -303,49 +353,11 @@ class Trainer:
             state = view.gather()  # collective; the full state lands on rank 0
         else:
             state = {k: v.detach().cpu() for k, v in raw.state_dict().items()} if acc.is_main_process else {}
+        path = None
         if acc.is_main_process:
-            checkpoint.save(self.run_dir, step=prog["step"], model_state=state, scheduler=scheduler,
-                            optimizer=view.optimizer_view if view is not None else optimizer,
-                            progress=prog, best_state=best_state, rank=0,
-                            extra=job.state_tensors() if job.state_tensors else None)
+            path = checkpoint.save(self.run_dir, step=prog["step"], model_state=state, scheduler=scheduler,
+                                   optimizer=view.optimizer_view if view is not None else optimizer,
+                                   progress=prog, best_state=best_state, rank=0,
+                                   extra=job.state_tensors() if job.state_tensors else None)
         acc.wait_for_everyone()
-
-
-def _full_state(raw, view) -> dict:
-    """A CPU copy of the full weights on every rank (gathered from the shards under FSDP)."""
-    if view is not None:
-        from .sharding import full_state_dict
-
-        return full_state_dict(raw)
-    return {k: v.detach().cpu().clone() for k, v in raw.state_dict().items()}
-
-
-def _validate(job: TrainJob, model) -> dict:
-    import torch
-
-    model.eval()
-    with torch.inference_mode():
-        metrics = job.validate(model)
-    model.train()
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
-
-
-def _param_groups(model, weight_decay: float):
-    decay, no_decay = [], []
-    for n, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim < 2 or "norm" in n.lower() else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def _to_device(batch, device):
-    import torch
-
-    if torch.is_tensor(batch):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(v, device) for v in batch)
-    return batch
+        return path
