@@ -9,7 +9,8 @@ synchronize, so each phase owns its kernels):
     optimizer   gradient clipping, optimizer and scheduler step, zero_grad, the task's after-step hook
     other       the rest of the loop: logging, callbacks, progress bar
 
-Validation and checkpoint writes are timed apart and not counted as step time. A few steps
+Validation, checkpoint writes and the profiler's own work (writing the trace) are timed apart
+and not counted as step time. A few steps
 (`wait`, `warmup`, `active`: torch.profiler's schedule) are also traced by torch.profiler, with
 the phases as named ranges; the trace goes to `<run>/profile/` (open it in Perfetto /
 chrome://tracing, or TensorBoard's profiler plugin). `<run>/profile/summary.md` and `summary.json`
@@ -70,7 +71,7 @@ class StepProfiler:
     def __init__(self, run_dir: Path, settings: dict, *, device, rank: int, main: bool):
         self.dir = Path(run_dir) / "profile"
         self.settings, self.device, self.rank, self.main = settings, device, rank, main
-        self.totals = {p: 0.0 for p in (*PHASES, "validation", "checkpoint")}
+        self.totals = {p: 0.0 for p in (*PHASES, "validation", "checkpoint", "profiler")}
         self.torch_prof = None
         self.traced = 0
         self.t_loop = self.t_step = 0.0
@@ -102,11 +103,13 @@ class StepProfiler:
         self.totals[name] += time.perf_counter() - t
 
     def step_done(self) -> None:
-        if self.torch_prof is not None:
+        if self.torch_prof is not None:  # the profiler's own work (writing the trace) is not step time
+            t = time.perf_counter()
             self.torch_prof.step()
             self.traced += 1
             if self.traced >= self._n_sched:  # the schedule is over: stop tracing, keep timing
                 self._close_trace()
+            self.totals["profiler"] += time.perf_counter() - t
 
     def _close_trace(self) -> None:
         prof, self.torch_prof = self.torch_prof, None
@@ -118,16 +121,17 @@ class StepProfiler:
 
     def finish(self, *, steps: int, examples: int, world_size: int) -> dict | None:
         if self.torch_prof is not None:
+            t = time.perf_counter()
             self._close_trace()
+            self.totals["profiler"] += time.perf_counter() - t
         loop = time.perf_counter() - self.t_loop
-        stepping = max(loop - self.totals["validation"] - self.totals["checkpoint"], 1e-9)
+        stepping = max(loop - self.totals["validation"] - self.totals["checkpoint"] - self.totals["profiler"], 1e-9)
         phases = {p: self.totals[p] for p in PHASES}
         phases["other"] = max(stepping - sum(phases.values()), 0.0)
         summary = {"steps": steps, "examples": examples, "world_size": world_size, "step_time_s": stepping,
                    "steps_per_s": steps / stepping, "examples_per_s": examples / stepping,
                    "share": {p: v / stepping for p, v in phases.items()},
-                   "seconds": {**phases, "validation": self.totals["validation"],
-                               "checkpoint": self.totals["checkpoint"]},
+                   "seconds": {**phases, **{k: self.totals[k] for k in ("validation", "checkpoint", "profiler")}},
                    "traced_steps": self.settings["active"], "trace_dir": str(self.dir)}
         if self.main:
             from .io import write_json
@@ -151,8 +155,9 @@ def _markdown(s: dict, ops: str) -> str:
                else "no single phase dominates")
     return (f"# Training profile\n\n{s['steps']} optimizer steps, {s['examples']} examples, {s['world_size']} "
             f"process(es): **{s['steps_per_s']:.2f} steps/s**, {s['examples_per_s']:.1f} examples/s "
-            f"({s['step_time_s']:.2f} s of step time; validation {s['seconds']['validation']:.2f} s and "
-            f"checkpoints {s['seconds']['checkpoint']:.2f} s not counted).\n\n"
+            f"({s['step_time_s']:.2f} s of step time; validation {s['seconds']['validation']:.2f} s, checkpoints "
+            f"{s['seconds']['checkpoint']:.2f} s and the profiler's own {s['seconds']['profiler']:.2f} s not "
+            "counted).\n\n"
             f"| phase | seconds | share of step time |\n|---|---|---|\n{rows}\n\nReading: {verdict}.\n\n"
             f"torch.profiler trace of {s['traced_steps']} steps: `{s['trace_dir']}` (Perfetto / chrome://tracing, "
             "or TensorBoard's profiler plugin).\n\n"
