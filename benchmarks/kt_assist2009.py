@@ -16,6 +16,16 @@ one-hot inputs and read their outputs at the next skill.
 
     python benchmarks/kt_assist2009.py --data ../shared/datasets/assist2009
     python benchmarks/kt_assist2009.py --data ../shared/datasets/assist2009 --backbones dkt --peers none
+
+Simulated practice paths (`--paths`, the bar of issue 13), staged so each piece can run alone and
+models are reused from `--models` (delete a folder to retrain it):
+
+    python benchmarks/kt_assist2009.py --paths --stage models --threads 1    # recommender + simulators
+    python benchmarks/kt_assist2009.py --paths --stage paths --threads 1     # the policy comparison
+
+The recommender is `--recommender` (default DKT) trained on all of `builder_train.csv`; the three
+simulated students (DKT, PFA, BKT) are trained on half of the `builder_test.csv` students (seeded),
+and the practice paths start from the other half: the three groups of students are disjoint.
 """
 from __future__ import annotations
 
@@ -40,6 +50,19 @@ def parse_args(argv=None):
     p.add_argument("--hparams", default="{}", help='JSON overrides per backbone, e.g. {"dkt": {"lr": 0.001}}')
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default=None, help="write results as JSON here")
+    p.add_argument("--paths", action="store_true", help="run the simulated-paths benchmark instead")
+    p.add_argument("--stage", default="all", choices=["models", "paths", "all"])
+    p.add_argument("--models", default="runs/kt_assist2009", help="where the path benchmark keeps its models")
+    p.add_argument("--recommender", default="dkt")
+    p.add_argument("--simulators", default="dkt,pfa,bkt")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--n-goal", type=int, default=3)
+    p.add_argument("--history-len", type=int, default=20)
+    p.add_argument("--max-students", type=int, default=500)
+    p.add_argument("--goals", default="next", choices=["next", "random"])
+    p.add_argument("--policy", default="{}", help='JSON planner settings, e.g. {"plan_depth": 1}')
+    p.add_argument("--variants", default="[]", help="JSON list of other planner settings, each run as the "
+                   "recommender only and compared with the same baselines (same students, goals and draws)")
     return p.parse_args(argv)
 
 
@@ -202,12 +225,111 @@ def run_peer(cls, train, val, test, n_skills, args):
             "train_cpu_s": round(train_cpu, 1), "epochs": epochs, "best_val_auc": best}
 
 
+# ------------------------------------------------------------------------------ simulated paths
+def run_paths(args):
+    """The policy comparison of issue 13 (see the module docstring), staged and resumable."""
+    import numpy as np
+
+    from edu_flash import PathRecommender
+    from edu_flash.path.stats import fmt
+    from edu_flash.path.study import path_study, sample_outputs, split_students, train_simulators
+
+    data, models = Path(args.data), Path(args.models)
+    print(f"{time.strftime('%Y-%m-%d %H:%M')}; {os.cpu_count()} cores; load average at start "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
+    folder = models / f"rec-{args.recommender}"
+    t0 = time.perf_counter()
+    if (folder / "config.json").exists():
+        rec = PathRecommender.from_pretrained(folder)
+    else:
+        rec = PathRecommender(args.recommender, patience=args.patience, **json.loads(args.hparams).get(
+            args.recommender, {}))
+        rec.finetune(data / "builder_train.csv", run_dir=models / "run-rec", progress=False)
+        rec.save_pretrained(folder)
+        print(f"recommender {args.recommender} trained in {time.perf_counter() - t0:.0f} s", flush=True)
+    sims = args.simulators.split(",")
+    if args.stage in ("models", "all"):
+        sim_df, _ = split_students(rec, data / "builder_test.csv", 0.5, 0)
+        t0 = time.perf_counter()
+        train_simulators(PathRecommender, sim_df, sims, models_dir=models, run_dir=models / "runs")
+        print(f"simulators ready in {time.perf_counter() - t0:.0f} s", flush=True)
+    if args.stage == "models":
+        return
+    set_policy(rec, json.loads(args.policy), data / "builder_train.csv")
+    out, path_df = path_study(rec, data / "builder_test.csv", simulators=sims, models_dir=models, steps=args.steps,
+                              n_goal=args.n_goal, history_len=args.history_len, max_students=args.max_students,
+                              goals=args.goals, name="builder_test.csv, path students")
+    print(f"\n{out['students']} path students, {out['simulator_students']} simulator students, {out['steps']} "
+          f"steps, {out['goal_skills_per_student']} goal skills ({out['goals']}); planner {out['planner']}; "
+          f"{out['seconds']} s\n")
+    print("| simulated student | policy | mean gain [95% CI] | recommender minus this [95% CI] | correct | "
+          "goal skills practised | longest repeat |\n|---|---|---|---|---|---|---|")
+    for name, r in out["simulators"].items():
+        for p, x in r["policies"].items():
+            d = r["recommender_minus"].get(p)
+            print(f"| {name} | {p} | {fmt(x['gain'])} | {fmt(d) if d else ''} | {x['correct_rate']:.3f} | "
+                  f"{x['distinct_goal_skills']:.2f} | {x['longest_run']:.2f} |")
+    print()
+    for name, r in out["simulators"].items():
+        print(f"{name} ({r['about']}): share of the oracle's gain over random {fmt(r['oracle_share'], 3)}; "
+              f"bar met: {r['bar_met']}")
+    variants(rec, json.loads(args.variants), out, path_df, sims, models, data, args)
+    print(f"\nload average at end {os.getloadavg()[0]:.1f}")
+    if args.out:
+        out["per_student"] = {k: {p: np.asarray(g).tolist() for p, g in v.items()} for k, v in out["per_student"].items()}
+        Path(args.out).write_text(json.dumps(out, indent=1, default=float))
+    print("\n" + sample_outputs(rec, path_df, n=2))
+
+
+def set_policy(rec, settings: dict, train_path):
+    """Planner settings on a loaded recommender; fits missing planning companions on its training file."""
+    from edu_flash.core.data import read_table
+    from edu_flash.path import data as D
+
+    rec.hparams = rec.hparams.replace(**settings)
+    missing = set(rec.hparams.plan_models) - set(rec.planners) - {rec.backbone}
+    rec.planners = {k: v for k, v in rec.planners.items() if k in rec.hparams.plan_models}
+    if missing:
+        rec._prepare(read_table(D.as_table(str(train_path), "train"), name="train"), None)
+        rec._fit_planners()
+
+
+def variants(rec, settings: list, out, path_df, sims, models, data, args):
+    """Each variant's recommender on the same students, goals and random draws as `out`'s baselines."""
+    from edu_flash import PathRecommender
+    from edu_flash.path.stats import fmt, mean_interval, share_interval
+    from edu_flash.path.study import train_simulators
+
+    if not settings:
+        return
+    base = rec.hparams
+    students = train_simulators(PathRecommender, None, sims, models_dir=models)
+    print("\n| variant | simulated student | gain [95% CI] | minus random | minus round-robin | minus weakest-first "
+          "| share of oracle |\n|---|---|---|---|---|---|---|")
+    for v in settings:
+        set_policy(rec, {**{k: getattr(base, k) for k in ("plan_depth", "plan_beam", "mastered", "plan_models")}, **v},
+                   data / "builder_train.csv")
+        o = rec.evaluate_paths(path_df, students, policies=[], steps=args.steps, n_goal=args.n_goal,
+                               history_len=args.history_len, max_students=args.max_students, goals=args.goals)
+        for name, per in o["per_student"].items():
+            g, b = per["recommender"], out["per_student"][name]
+            share = share_interval(g - b["random"], b["oracle"] - b["random"])
+            print(f"| {json.dumps(v)} | {name} | {fmt(mean_interval(g))} | {fmt(mean_interval(g - b['random']))} | "
+                  f"{fmt(mean_interval(g - b['round-robin']))} | {fmt(mean_interval(g - b['weakest-first']))} | "
+                  f"{fmt(share, 3)} |", flush=True)
+        out.setdefault("variants", []).append({"settings": v, "per_student": {
+            k: p["recommender"].tolist() for k, p in o["per_student"].items()}})
+    rec.hparams = base
+
+
 def main(argv=None):
     args = parse_args(argv)
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.paths:
+        return run_paths(args)
     from edu_flash.path.data import Columns, read_dkt, read_logs, split_students
 
     data = Path(args.data)

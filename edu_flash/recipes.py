@@ -16,11 +16,11 @@ from typing import Any
 
 from .core.errors import ConfigError, DataError
 
-_TOP = {"task", "title", "data", "backbones", "hparams", "metric", "quick", "reference_results", "notes"}
+_TOP = {"task", "title", "data", "backbones", "hparams", "metric", "quick", "reference_results", "notes", "report"}
 _DATA = {"name", "citation", "license", "source", "n", "loader", "loader_args", "val", "test", "split", "limit",
          "finetune_args", "evaluate_args"}
 _SPLIT = {"ids", "test_fraction", "val_fraction", "group", "stratify", "seed"}
-_QUICK = {"limit", "hparams", "n", "backbones"}
+_QUICK = {"limit", "hparams", "n", "backbones", "report"}
 _REF = {"system", "metric", "value", "citation", "protocol"}
 
 
@@ -36,6 +36,7 @@ class Recipe:
     quick: dict = field(default_factory=dict)
     reference_results: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    report: dict = field(default_factory=dict)   # options of the best model's `_bench_report` (task-specific)
 
     @property
     def task_class(self):
@@ -52,7 +53,8 @@ class Recipe:
         names = q.get("backbones") or list(self.backbones)
         return Recipe(self.path, self.task, self.title + " (quick)", data,
                       {b: {**self.backbones[b], **q.get("hparams", {})} for b in names}, self.hparams, self.metric,
-                      {}, self.reference_results, self.notes)
+                      {}, self.reference_results, self.notes,
+                      {**self.report, **(q.get("report") or {})} if self.report else {})
 
 
 def _check_keys(where: str, d: Any, allowed: set, path: Path) -> dict:
@@ -99,7 +101,8 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
             raise ConfigError(f"{path}: reference_results[{i}] lacks {sorted(missing)}")
     recipe = Recipe(path, str(raw["task"]), str(raw.get("title") or path.stem), data,
                     {str(k): dict(v or {}) for k, v in backbones.items()}, dict(raw.get("hparams") or {}),
-                    raw.get("metric"), quick, list(refs), list(raw.get("notes") or []))
+                    raw.get("metric"), quick, list(refs), list(raw.get("notes") or []),
+                    dict(_check_keys("report", raw.get("report"), set(raw.get("report") or {}), path)))
     try:
         cls = recipe.task_class
     except ConfigError as e:
@@ -112,10 +115,28 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
             cls(b, **{**recipe.hparams, **hp})
         except ConfigError as e:
             raise ConfigError(f"{path}: backbone {b!r}: {e}") from None
+    _check_report(recipe, cls, path)
     unknown_q = sorted(set(quick.get("backbones") or []) - set(recipe.backbones))
     if unknown_q:
         raise ConfigError(f"{path}: quick.backbones names backbones the recipe does not compare: {unknown_q}")
     return recipe
+
+
+def _check_report(recipe: Recipe, cls, path: Path) -> None:
+    """`report:` options must name the task's `_bench_report` keywords (checked before training)."""
+    import inspect
+
+    from .core.task import Task
+
+    if not recipe.report and not recipe.quick.get("report"):
+        return
+    if cls._bench_report is Task._bench_report:
+        raise ConfigError(f"{path}: {cls.__name__} has no bench report; remove `report:`")
+    params = inspect.signature(cls._bench_report).parameters
+    names = {n for n, p in params.items() if p.kind is p.KEYWORD_ONLY} - {"run_dir"}
+    unknown = sorted((set(recipe.report) | set(recipe.quick.get("report") or {})) - names)
+    if unknown:
+        raise ConfigError(f"{path}: unknown `report` option(s) {unknown}; {cls.__name__} takes {sorted(names)}")
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -303,6 +324,8 @@ def bench(recipe: Recipe | str | os.PathLike, *, data_root: str | os.PathLike = 
     section = _comparison_markdown(recipe, board, splits, command)
     best = cls.from_pretrained(ok.iloc[0]["model_dir"])
     best.card.add_section("Backbone comparison", section)
+    if recipe.report:
+        best._bench_report(splits, run_dir=run / "report", **recipe.report)
     target = Path(out) / cls.task_name
     with atomic_folder(target) as tmp:
         best.save_pretrained(Path(ok.iloc[0]["model_dir"]))  # the card travels with the model too

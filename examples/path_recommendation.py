@@ -17,8 +17,9 @@ print("next-response prediction:", {k: round(v, 3) for k, v in rec.evaluate(data
                                     if k in ("auc", "acc", "rmse")})
 history = [("q101", 1), ("q102", 1), ("q103", 0), ("q201", 0)]  # (item, correct) in time order
 print("mastery:", {k: round(v, 2) for k, v in rec.predict(history)["mastery"].items()})
-for r in rec.recommend(history, k=3):
+for r in rec.recommend(history, k=3, goal_skills=["k2", "k3"]):
     print("recommend:", r)
 plan = rec.plan_path(history, goal_skills=["k2", "k3"], steps=5)
-print("path:", " -> ".join(s["item"] for s in plan["steps"]))
+print(plan)                                   # step, item, skills, P(correct), expected goal mastery
+plan.plot(f"{args.out}-path.png")             # expected mastery per goal skill along the path
 print("saved:", rec.save_pretrained(args.out))

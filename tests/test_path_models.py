@@ -94,3 +94,21 @@ def test_soft_responses_blend_the_two_interaction_embeddings():
     items = torch.tensor([[1, 2]])
     e = lambda r: m.interaction(m.e0, m.e1, items, torch.tensor([[r, r]]))
     assert torch.allclose(e(0.25), 0.75 * e(0.0) + 0.25 * e(1.0), atol=1e-6)
+
+
+def test_dkt_with_item_ids_uses_them_and_still_never_peeks():
+    """Issue 13: with items beyond skills, DKT adds Rasch item terms (input and output) that start at
+    zero (= plain DKT) and train; next-step scoring still agrees with the forward pass."""
+    plain, rasch = _model("dkt"), _model("dkt", item_bias=True)
+    items, resp = _seq(9, seed=2)
+    with torch.no_grad():
+        assert torch.allclose(plain(items, resp), rasch(items, resp), atol=1e-6)   # same start
+        rasch.mu.weight.normal_()
+        rasch.bias.weight.normal_()
+        full = rasch(items, resp)
+        assert not torch.allclose(full, plain(items, resp))
+        flipped = resp.clone()
+        flipped[:, 4] = 1 - flipped[:, 4]
+        assert torch.allclose(rasch(items, flipped)[:, :5], full[:, :5], atol=1e-6)
+        nxt = rasch.next_logits(items[:, :6], resp[:, :6], torch.full((2,), 6), torch.arange(1, 8))
+        assert torch.allclose(nxt[torch.arange(2), items[:, 6] - 1], full[:, 6], atol=1e-5)

@@ -38,7 +38,7 @@ def fitted(logs, tmp_path_factory):
 
 
 def test_backbones_are_registered():
-    assert PathRecommender.available_backbones() == ["dkt", "sakt", "simplekt", "pfa"]
+    assert PathRecommender.available_backbones() == ["dkt", "sakt", "simplekt", "pfa", "bkt"]
     with pytest.raises(ConfigError, match="unknown backbone"):
         PathRecommender("lstm-xl")
     with pytest.raises(ConfigError, match="window"):
@@ -124,45 +124,68 @@ def test_predict_rejects_unknown_items_and_bad_flags(fitted):
         PathRecommender("dkt").predict(HISTORY)
 
 
-def test_recommend_ranks_items_inside_the_target_zone(fitted):
+def test_recommend_ranks_by_gain_and_keeps_to_the_target_zone(fitted):
     for rec in fitted.values():
-        p = rec.predict(HISTORY)["p_correct"]
-        v = sorted(p.values())
-        lo, hi = (v[7] + v[8]) / 2, (v[16] + v[17]) / 2  # a zone that holds some items, not all
-        n_in = sum(lo <= x <= hi for x in v)
-        recs = rec.recommend(HISTORY, k=20, target=(lo, hi))
-        assert 0 < len(recs) == n_in < 26 and all(lo <= r["p_correct"] <= hi and r["in_zone"] for r in recs)
+        recs = rec.recommend(HISTORY, k=30)
+        assert recs and all(r["expected_gain"] > 0 and not r["mastered"] for r in recs)
         gains = [r["expected_gain"] for r in recs]
         assert gains == sorted(gains, reverse=True)
+        p = rec.predict(HISTORY)["p_correct"]
         assert all(r["p_correct"] == pytest.approx(p[r["item"]]) for r in recs)
-        filled = rec.recommend(HISTORY, k=n_in + 3, target=(lo, hi), strict=False)
-        assert len(filled) == n_in + 3 and [r["item"] for r in filled[:len(recs)]] == [r["item"] for r in recs]
-        goal = rec.recommend(HISTORY, k=3, target=(0, 1), goal_skills=["k3"])
-        assert all(r["skills"] == ["k3"] or "k3" in r["skills"] for r in goal)
+        v = sorted(r["p_correct"] for r in recs)
+        lo, hi = v[len(v) // 4], v[3 * len(v) // 4]
+        zoned = rec.recommend(HISTORY, k=30, target=(lo, hi))
+        assert 0 < len(zoned) < len(recs) and all(lo <= r["p_correct"] <= hi for r in zoned)
+        filled = rec.recommend(HISTORY, k=len(zoned) + 3, target=(lo, hi), strict=False)
+        assert [r["item"] for r in filled[:len(zoned)]] == [r["item"] for r in zoned] and len(filled) == len(zoned) + 3
+        goal = rec.recommend(HISTORY, k=3, goal_skills=["k3"])
+        assert goal and all("k3" in r["skills"] for r in goal)
+        planned = [r["planned_gain"] for r in goal]
+        assert planned == sorted(planned, reverse=True) and all(x >= r["expected_gain"] - 1e-9 or x > 0
+                                                                 for x, r in zip(planned, goal))
     with pytest.raises(ConfigError, match="target"):
         rec.recommend(HISTORY, target=(0.9, 0.1))
     with pytest.raises(UnknownLabelError, match="skill"):
         rec.recommend(HISTORY, goal_skills=["nope"])
 
 
-def test_plan_path_simulates_mastery_step_by_step(fitted):
-    rec = fitted["dkt"]
-    plan = rec.plan_path(HISTORY, goal_skills=["k2", "k3"], steps=6, samples=4, seed=1)
-    assert plan["goal_skills"] == ["k2", "k3"] and len(plan["steps"]) == 6
-    skills = {i: s for i, s in zip(*_item_skills(rec))}
-    for st in plan["steps"]:
-        assert set(skills[st["item"]]) & {"k2", "k3"}
-        assert set(st["mastery"]) == {"k2", "k3"} and 0 < st["p_correct"] < 1
-    assert plan["final_mastery"] == plan["steps"][-1]["expected_mastery"]
-    assert rec.plan_path(HISTORY, "k2", steps=3, samples=4, seed=1) == rec.plan_path(HISTORY, "k2", steps=3,
-                                                                                       samples=4, seed=1)
+def test_plan_path_is_a_readable_table_whose_expected_mastery_never_falls(fitted, logs, tmp_path):
+    rng = np.random.default_rng(0)
+    test = logs[1]
+    for name, rec in fitted.items():
+        for student in rng.choice(sorted(test.student.unique()), 4, replace=False):
+            rows = test[test.student == student].head(10)
+            history = list(zip(rows["item"], rows["correct"]))
+            goal = [f"k{k}" for k in sorted(rng.choice(np.arange(1, 7), 2, replace=False))]
+            plan = rec.plan_path(history, goal_skills=goal, steps=6, samples=8, seed=1)
+            curve = [plan.start_mastery] + [s["expected_mastery"] for s in plan.steps]
+            assert all(b > a for a, b in zip(curve, curve[1:])), (name, curve)
+            assert all(s["expected_gain"] > 0 and set(s["skills"]) & set(goal) for s in plan.steps)
+            assert len(plan.steps) == 6 or plan.stopped
+            assert plan.goal_skills == goal and set(plan.steps[0]["mastery"]) == set(goal)
+    table = plan.table()
+    assert list(table.columns) == ["step", "item", "skills", "P(correct)", "expected goal mastery"]
+    assert len(table) == len(plan.steps) + 1 and table["expected goal mastery"].is_monotonic_increasing
+    text = str(plan)
+    assert "expected goal mastery" in text and plan.steps[0]["item"] in text
+    assert plan.final_mastery == plan.steps[-1]["expected_mastery"]
+    fig = plan.plot(tmp_path / "path.png")
+    assert (tmp_path / "path.png").stat().st_size > 1000 and len(fig.axes[0].lines) == len(goal) + 1
+    assert str(rec.plan_path(HISTORY, "k2", steps=3, samples=4, seed=1)) == str(
+        rec.plan_path(HISTORY, "k2", steps=3, samples=4, seed=1))
     with pytest.raises(ConfigError, match="empty"):
         rec.plan_path(HISTORY, [], steps=2)
 
 
-def _item_skills(rec):
-    v = rec.state["vocab"]
-    return v["items"], [[v["skills"][s - 1] for s in q] for q in v["q"]]
+def test_plan_path_stops_when_the_goal_is_mastered(fitted):
+    rec = fitted["pfa"]
+    keep = rec.hparams
+    try:
+        rec.hparams = keep.replace(mastered=0.0)
+        plan = rec.plan_path(HISTORY, ["k2"], steps=4)
+        assert plan.steps == [] and "mastered" in plan.stopped and plan.final_mastery == plan.start_mastery
+    finally:
+        rec.hparams = keep
 
 
 def test_a_trained_dkt_expects_more_mastery_after_a_correct_answer(fitted):
@@ -175,16 +198,25 @@ def test_a_trained_dkt_expects_more_mastery_after_a_correct_answer(fitted):
     assert m1 > m0
 
 
-def test_evaluate_paths_uses_a_separate_simulated_student(fitted, logs):
+def test_evaluate_paths_against_several_simulated_students(fitted, logs):
     rec, student = fitted["pfa"], fitted["dkt"]
-    out = rec.evaluate_paths(logs[1], student, steps=4, max_students=12, history_len=10, seed=0, name="sim")
-    assert set(out["policies"]) == {"recommender", "recommender (no zone)", "easiest-first", "random"} and out["students"] == 12
-    for r in out["policies"].values():
-        assert -1 < r["mastery_gain"] < 1 and 0 <= r["correct_rate"] <= 1
-    assert 0 <= out["policies"]["recommender"]["in_zone_rate"] <= 1
-    assert "separately trained `dkt`" in rec.model_card()
-    again = rec.evaluate_paths(logs[1], student, steps=4, max_students=12, history_len=10, seed=0, name="sim")
-    assert again["policies"] == out["policies"]  # seeded
+    out = rec.evaluate_paths(logs[1], {"dkt": student, "pfa": fitted["pfa"]}, steps=4, max_students=12,
+                             history_len=10, seed=0, name="sim", n_boot=200)
+    assert out["students"] == 12 and set(out["simulators"]) == {"dkt", "pfa"}
+    for r in out["simulators"].values():
+        assert set(r["policies"]) == {"recommender", "random", "easiest-first", "round-robin", "weakest-first",
+                                      "oracle"}
+        for x in r["policies"].values():
+            g = x["gain"]
+            assert -1 < g["low"] <= g["mean"] <= g["high"] < 1 and 0 <= x["correct_rate"] <= 1
+        assert set(r["recommender_minus"]) == set(r["policies"]) - {"recommender"}
+        assert "oracle_share" in r and isinstance(r["bar_met"], bool)
+    card = rec.model_card()
+    assert "simulated practice paths" in card and "recommender minus this [95% CI]" in card
+    assert "`dkt`, `pfa`" in card and "not real learners" in card
+    again = rec.evaluate_paths(logs[1], {"dkt": student, "pfa": fitted["pfa"]}, steps=4, max_students=12,
+                               history_len=10, seed=0, name="sim", n_boot=200)
+    assert again["simulators"] == out["simulators"]  # seeded
 
 
 def test_dkt_format_file_trains_directly(tmp_path):

@@ -145,6 +145,11 @@ class Task:
         what its backbone uses, plus what the fit chose."""
         return self.hparams.to_dict()
 
+    def _bench_report(self, splits: Splits, *, run_dir: Path, **options) -> None:
+        """Extra evaluation of the model `edu-flash bench` publishes, recorded on its card (a
+        recipe's `report:` mapping gives the options). Tasks without one refuse the key."""
+        raise ConfigError(f"{type(self).__name__} has no bench report; remove `report:` from the recipe")
+
     # ------------------------------------------------------------------ training
     def finetune(self, data, val=None, *, devices: int = 1, strategy: str = "auto", resume: bool = False,
                  run_dir: str | os.PathLike | None = None, progress: bool | None = None,

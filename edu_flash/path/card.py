@@ -7,8 +7,8 @@ CARD_TEXT = CardText(
     title="Knowledge tracing and learning-path recommendation",
     summary=("Traces a student's knowledge from their interaction log (which item, right or wrong) and predicts "
              "per-skill mastery and the probability of answering each item correctly next; on top of that it "
-             "recommends next items in a target success zone and plans multi-step practice paths. Trained with "
-             "edu-flash."),
+             "recommends next items towards a teacher's goal skills and plans multi-step practice paths, "
+             "looking several answers ahead. Trained with edu-flash."),
     intended_use=("Adaptive practice in low-stakes settings: suggesting the next practice items, ordering "
                   "exercises towards a teacher's goal skills, flagging skills a student may not have mastered "
                   "yet, and research on knowledge tracing. A teacher or the student can always override it."),
@@ -20,16 +20,17 @@ CARD_TEXT = CardText(
                  "not a measured ability, and it inherits the biases of the platform and population that produced "
                  "the logs (e.g. which students used it, which skills were assigned to whom). Next-response AUC on "
                  "logs where one question tagged with several skills appears as several rows is inflated. "
-                 "Recommendation and planning are simulated with the same model that makes them, and "
-                 "`evaluate_paths` only checks them against a second KT model acting as the student: both share the "
-                 "data's blind spots; a KT model can even predict lower mastery after more practice (a known "
-                 "inconsistency of DKT, Yeung & Yeung 2018), so check planned paths before use. Context is the "
-                 "last `window` responses."),
+                 "Recommendation and planning are simulated with the model that makes them, and "
+                 "`evaluate_paths` only checks them against other KT models acting as students: all share the "
+                 "data's blind spots and they disagree about what practice does, so a simulated gain is not a "
+                 "learning gain; a KT model can even predict lower mastery after more practice (a known "
+                 "inconsistency of DKT, Yeung & Yeung 2018), which is why a recommended item must have a positive "
+                 "expected gain. Check planned paths before use. Context is the last `window` responses."),
     how_to_use=("from edu_flash import {cls}\n\nrec = {cls}.from_pretrained(\"{folder}\")\n"
                 "history = [(\"7\", 1), (\"7\", 0), (\"12\", 1)]     # (item, correct) in time order\n"
                 "rec.predict(history)                    # {{'mastery': {{skill: p}}, 'p_correct': {{item: p}}}}\n"
-                "rec.recommend(history, k=5, target=(0.6, 0.8))\n"
-                "rec.plan_path(history, goal_skills=[\"7\"], steps=10)\n"
+                "rec.recommend(history, k=5, goal_skills=[\"7\", \"12\"])   # best next items, expected gain > 0\n"
+                "print(rec.plan_path(history, goal_skills=[\"7\", \"12\"], steps=10))  # step / item / P(correct) / mastery\n"
                 "rec.evaluate(\"test.csv\")               # next-response AUC / ACC / RMSE"),
     hf_task_type="tabular-classification",
     tags=("knowledge-tracing", "education", "recommendation"),

@@ -47,9 +47,14 @@ class DKT(_KT):
                             dropout=dropout if n_layers > 1 else 0.0)
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(d_model, n_skills + 1)
-        self.bias = nn.Embedding(n_items + 1, 1) if item_bias else None  # item difficulty beyond its skills
-        if self.bias is not None:
-            nn.init.zeros_(self.bias.weight)
+        # Item ids beyond their skills (Rasch-style, as simpleKT): a difficulty added to the output and
+        # a scalar per item scaling a per-skill variation of the input; both start at 0 (= plain DKT).
+        self.bias = nn.Embedding(n_items + 1, 1) if item_bias else None
+        self.mu = nn.Embedding(n_items + 1, 1) if item_bias else None
+        self.dq = nn.Embedding(n_skills + 1, d_model) if item_bias else None
+        for e in (self.bias, self.mu):
+            if e is not None:
+                nn.init.zeros_(e.weight)
 
     def _read(self, logits: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         s = self.q[items]
@@ -57,15 +62,19 @@ class DKT(_KT):
         z = (logits.gather(-1, s) * m).sum(-1) / m.sum(-1).clamp(min=1)
         return z + self.bias(items).squeeze(-1) if self.bias is not None else z
 
+    def _input(self, items, resp):
+        x = self.interaction(self.e0, self.e1, items, resp)
+        return x + self.mu(items) * self.skill_mean(self.dq, items) if self.mu is not None else x
+
     def forward(self, items, resp):
-        h, _ = self.lstm(self.interaction(self.e0, self.e1, items, resp))
+        h, _ = self.lstm(self._input(items, resp))
         prev = torch.cat([torch.zeros_like(h[:, :1]), h[:, :-1]], 1)  # state before each response
         return self._read(self.out(self.drop(prev)), items)
 
     def next_logits(self, items, resp, lengths, cand):
         if items.shape[1] == 0:  # no history at all: the initial state
             items, resp = items.new_zeros(len(items), 1), resp.new_zeros(len(items), 1)
-        h, _ = self.lstm(self.interaction(self.e0, self.e1, items, resp))
+        h, _ = self.lstm(self._input(items, resp))
         last = h[torch.arange(len(h), device=h.device), (lengths - 1).clamp(min=0)]
         last = last * (lengths > 0).unsqueeze(-1).to(last.dtype)
         logits = self.out(last).unsqueeze(1).expand(-1, len(cand), -1)

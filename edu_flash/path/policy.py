@@ -1,13 +1,18 @@
-"""Recommendation and learning paths on top of any KT model that gives next-step P(correct).
+"""Choosing practice on top of any KT model that gives next-step P(correct).
 
 Mastery of a skill is the model's P(correct) on the next response, averaged over the items that
-practise that skill. An item's expected gain is E[mastery after answering it] - mastery now, the
-expectation taken over the model's own P(correct) for that item. Paths are chosen greedily, one
-step at a time, within a target success zone (the "desirable difficulty" band), and simulated with
-the model; `evaluate_paths` closes the loop with a second, separately trained model as the student.
+practise it; goal mastery is the mean over the goal skills. The recommender's policy (`Planner`)
+looks `depth` answers ahead: for each candidate item it takes the expectation over the model's own
+P(correct) of the best continuation (expectimax), and picks the item whose plan ends with the most
+expected goal mastery. Because every branch re-reads mastery from the model after the simulated
+answers, practice is spread on its own where the model's marginal gains fall (a skill practised
+twice already gains less from a third item than an untouched one), and a skill at `mastered` or
+above is not offered at all. Items whose one-step expected gain is not positive are never chosen
+when `strict`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -20,11 +25,11 @@ class Sim:
 
     def __init__(self, probs: Callable[[list[Hist], np.ndarray], np.ndarray], q: list[list[int]]):
         self.probs, self.q = probs, q  # q[i - 1]: skill indices of item i
-        self.skill_items: dict[int, np.ndarray] = {}
+        skill_items: dict[int, list] = {}
         for i, ss in enumerate(q):
             for s in ss:
-                self.skill_items.setdefault(s, []).append(i + 1)
-        self.skill_items = {s: np.asarray(v) for s, v in self.skill_items.items()}
+                skill_items.setdefault(s, []).append(i + 1)
+        self.skill_items = {s: np.asarray(v) for s, v in skill_items.items()}
 
     def items_of(self, skills) -> np.ndarray:
         return np.unique(np.concatenate([self.skill_items[s] for s in skills])) if len(skills) else np.zeros(0, int)
@@ -36,123 +41,25 @@ class Sim:
         col = {it: j for j, it in enumerate(items)}
         return np.stack([p[:, [col[i] for i in self.skill_items[s]]].mean(1) for s in skills], 1)
 
+    def goal_weights(self, goals: list[list[int]], items: np.ndarray) -> np.ndarray:
+        """[len(goals), len(items)]: goal mastery of row h = P[h] @ W[h] (items must hold every goal item)."""
+        col = {it: j for j, it in enumerate(items)}
+        W = np.zeros((len(goals), len(items)))
+        for r, g in enumerate(goals):
+            for s in g:
+                its = self.skill_items[s]
+                W[r, [col[i] for i in its]] += 1.0 / (len(g) * len(its))
+        return W
+
 
 def extend(h: Hist, item: int, r: float) -> Hist:
     return np.append(h[0], item), np.append(h[1], np.float32(r))
 
 
-def expected_gains(sim: Sim, hists: list[Hist], cands: list[np.ndarray], goals: list) -> list[tuple]:
-    """Per history: (P(correct) [C], mastery now, expected goal mastery after each candidate [C]).
-
-    goals[i] None: each candidate is judged on its own skills. One batched model call for all.
-    """
-    hyps, need = [], set()
-    for h, cs, g in zip(hists, cands, goals):
-        for c in cs:
-            hyps += [extend(h, c, 1.0), extend(h, c, 0.0)]
-            need.update(g if g is not None else sim.q[c - 1])
-        need.update(g if g is not None else [])
-    skills = sorted(need)
-    col = {s: j for j, s in enumerate(skills)}
-    items = sim.items_of(skills)
-    all_cands = np.unique(np.concatenate(cands))
-    p_all = sim.probs(list(hists) + hyps, np.union1d(items, all_cands))
-    cix = {it: j for j, it in enumerate(np.union1d(items, all_cands))}
-    skill_cols = [[cix[i] for i in sim.skill_items[s]] for s in skills]
-    mast = np.stack([p_all[:, c].mean(1) for c in skill_cols], 1)  # [rows, skills]
-    out, k = [], len(hists)
-    for n, (cs, g) in enumerate(zip(cands, goals)):
-        p = p_all[n, [cix[c] for c in cs]]
-        after, now = np.zeros(len(cs)), np.zeros(len(cs))
-        for j, c in enumerate(cs):
-            gc = [col[s] for s in (g if g is not None else sim.q[c - 1])]
-            m1, m0 = mast[k, gc].mean(), mast[k + 1, gc].mean()
-            after[j], now[j] = p[j] * m1 + (1 - p[j]) * m0, mast[n, gc].mean()
-            k += 2
-        out.append((p, now, after))
-    return out
-
-
-def in_zone(p, target) -> np.ndarray:
-    return (p >= target[0]) & (p <= target[1])
-
-
-def pick(p, gain, target) -> tuple[int, bool]:
-    """Best expected gain inside the zone; if nothing is in the zone, the item closest to it."""
-    z = in_zone(p, target)
-    if z.any():
-        return int(np.flatnonzero(z)[np.argmax(gain[z])]), True
-    dist = np.maximum(target[0] - p, 0) + np.maximum(p - target[1], 0)
-    return int(np.argmin(dist - 1e-6 * gain)), False
-
-
-def plan(sim: Sim, hist: Hist, cands: np.ndarray, goal: list[int], steps: int, target, samples: int,
-         seed: int) -> dict:
-    """Open-loop greedy path; the model samples `samples` simulated answer sequences along it and the
-    expected goal mastery after each step is averaged over them."""
-    rng = np.random.default_rng(seed)
-    rolls = [hist] * samples
-    start = float(sim.mastery([hist], goal).mean())
-    out = []
-    for t in range(steps):
-        res = expected_gains(sim, rolls, [cands] * samples, [goal] * samples)
-        p = np.mean([r[0] for r in res], 0)
-        after = np.mean([r[2] for r in res], 0)
-        now = float(np.mean([r[1][0] for r in res]))
-        j, z = pick(p, after - now, target)
-        item = int(cands[j])
-        ps = np.array([r[0][j] for r in res])
-        rolls = [extend(h, item, float(u < q)) for h, u, q in zip(rolls, rng.random(samples), ps)]
-        per = sim.mastery(rolls, goal).mean(0)
-        out.append({"step": t + 1, "item": item, "p_correct": float(p[j]), "in_zone": bool(z),
-                    "expected_gain": float(after[j] - now), "expected_mastery": float(after[j]),
-                    "mastery": {int(s): float(v) for s, v in zip(goal, per)}})
-    return {"start_mastery": start, "steps": out}
-
-
-def rollout(policy: str, rec: Sim, student: Sim, starts: list[Hist], cands: list[np.ndarray],
-            goals: list[list[int]], steps: int, target, seed: int) -> dict:
-    """Closed loop: the policy picks with `rec`; `student` answers (sampled) and measures mastery.
-
-    Every policy sees the same random numbers (common random numbers), so differences come from
-    the choices, not the draws.
-    """
-    rng = np.random.default_rng(seed)
-    u, pickr = rng.random((len(starts), steps)), rng.random((len(starts), steps))
-    before = goal_mastery(student, starts, goals)
-    rec_h, stu_h = list(starts), list(starts)
-    zone_hits, correct = 0, 0.0
-    for t in range(steps):
-        if policy == "recommender":
-            res = expected_gains(rec, rec_h, cands, goals)
-            choice = [pick(p, a - n, target) for p, n, a in res]
-            zone_hits += sum(z for _, z in choice)
-            chosen = [int(c[j]) for c, (j, _) in zip(cands, choice)]
-        elif policy == "easiest-first":
-            chosen = [int(c[np.argmax(p)]) for c, p in zip(cands, per_row(rec, rec_h, cands))]
-        else:  # random
-            chosen = [int(c[int(pickr[i, t] * len(c))]) for i, c in enumerate(cands)]
-        p_true = np.array([p[0] for p in per_row(student, stu_h, [np.array([c]) for c in chosen])])
-        r = (u[:, t] < p_true).astype(np.float32)
-        correct += float(r.sum())
-        rec_h = [extend(h, c, x) for h, c, x in zip(rec_h, chosen, r)]
-        stu_h = [extend(h, c, x) for h, c, x in zip(stu_h, chosen, r)]
-    gain = goal_mastery(student, stu_h, goals) - before
-    out = {"mastery_gain": float(gain.mean()), "gain_se": float(gain.std(ddof=1) / np.sqrt(len(gain)))
-           if len(gain) > 1 else 0.0, "final_mastery": float((before + gain).mean()),
-           "correct_rate": correct / (len(starts) * steps)}
-    if policy == "recommender":
-        out["in_zone_rate"] = zone_hits / (len(starts) * steps)
-    return out
-
-
-def compare(rec: Sim, student: Sim, starts, cands, goals, steps: int, target, seed: int) -> dict:
-    """The recommender (in its target zone, and free of it) against easiest-first and random."""
-    return {"recommender": rollout("recommender", rec, student, starts, cands, goals, steps, target, seed),
-            "recommender (no zone)": rollout("recommender", rec, student, starts, cands, goals, steps, (0.0, 1.0),
-                                             seed),
-            "easiest-first": rollout("easiest-first", rec, student, starts, cands, goals, steps, target, seed),
-            "random": rollout("random", rec, student, starts, cands, goals, steps, target, seed)}
+def goal_mastery(sim: Sim, hists: list[Hist], goals: list[list[int]]) -> np.ndarray:
+    """Mean mastery of each history's own goal skills, in one model call."""
+    items = sim.items_of(sorted({s for g in goals for s in g}))
+    return (sim.probs(hists, items) * sim.goal_weights(goals, items)).sum(1)
 
 
 def per_row(sim: Sim, hists: list[Hist], cands: list[np.ndarray]) -> list[np.ndarray]:
@@ -162,9 +69,132 @@ def per_row(sim: Sim, hists: list[Hist], cands: list[np.ndarray]) -> list[np.nda
     return [p[i, np.searchsorted(union, c)] for i, c in enumerate(cands)]
 
 
-def goal_mastery(sim: Sim, hists: list[Hist], goals: list[list[int]]) -> np.ndarray:
-    """Mean mastery of each history's own goal skills, in one model call."""
-    skills = sorted({s for g in goals for s in g})
-    m = sim.mastery(hists, skills)
-    col = {s: j for j, s in enumerate(skills)}
-    return np.array([m[i, [col[s] for s in g]].mean() for i, g in enumerate(goals)])
+@dataclass
+class Tree:
+    """Expectimax results per root history, over its (padded) candidate row."""
+
+    p: np.ndarray        # [N, B] P(correct) of each candidate now
+    now: np.ndarray      # [N] goal mastery now
+    gain: np.ndarray     # [N, B] expected goal mastery after the candidate, minus now
+    value: np.ndarray    # [N, B] expected goal mastery at the end of the best `depth`-step plan, minus now
+
+
+def expectimax(sim: Sim, hists: list[Hist], cands: np.ndarray, ok: np.ndarray, goals: list[list[int]],
+               depth: int) -> Tree:
+    """Look `depth` answers ahead over the candidates (the same row at every level; padding and
+    excluded candidates have ok=False). One model call per level, for all roots together."""
+    N, B = cands.shape
+    union = np.union1d(np.unique(cands), sim.items_of(sorted({s for g in goals for s in g})))
+    W = sim.goal_weights(goals, union)
+    ccol = np.searchsorted(union, cands)                    # [N, B]
+    levels, roots = [list(hists)], np.arange(N)
+    for _ in range(depth):
+        prev, kids = levels[-1], []
+        reps = len(prev) // N                               # nodes per root at the previous level
+        for n, h in enumerate(prev):
+            r = n // reps
+            for b in range(B):
+                c = int(cands[r, b])
+                kids += [extend(h, c, 1.0), extend(h, c, 0.0)]
+        levels.append(kids)
+    P = [sim.probs(lv, union) for lv in levels]
+    mast = [(p * W[np.repeat(roots, len(p) // N)]).sum(1) for p in P]
+    V = mast[-1]
+    first_gain = None
+    for d in range(depth - 1, -1, -1):
+        M = len(levels[d])
+        owner = np.repeat(roots, M // N)
+        pc = P[d][np.arange(M)[:, None], ccol[owner]]       # [M, B]
+        child = V.reshape(M, B, 2)
+        Q = np.where(ok[owner], pc * child[..., 0] + (1 - pc) * child[..., 1], -np.inf)
+        if d == 0:
+            m1 = mast[1].reshape(N, B, 2)
+            first_gain = pc * m1[..., 0] + (1 - pc) * m1[..., 1] - mast[0][:, None]
+            return Tree(pc, mast[0], np.where(ok, first_gain, -np.inf), Q - mast[0][:, None])
+        V = Q.max(1)
+    raise ValueError("depth must be at least 1")
+
+
+def pad(cands: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged candidate lists -> [N, B] rows (padded with the row's first item) and a validity mask."""
+    B = max(1, max(len(c) for c in cands))
+    out, ok = np.zeros((len(cands), B), np.int64), np.zeros((len(cands), B), bool)
+    for i, c in enumerate(cands):
+        out[i, :len(c)], ok[i, :len(c)] = c, True
+        out[i, len(c):] = c[0] if len(c) else 1
+    return out, ok
+
+
+@dataclass
+class Planner:
+    """The recommender's policy: expectimax over the goal items, `depth` answers ahead, on the
+    `beam` candidates with the best one-step gain, never offering a skill already at `mastered`.
+
+    The oracle of `evaluate_paths` is the same search run on the simulated student itself, with
+    nothing excluded.
+    """
+
+    depth: int = 2
+    beam: int = 6
+    mastered: float | None = 0.95
+
+    def allowed(self, sim: Sim, hists: list[Hist], cands: list[np.ndarray], goals: list[list[int]]) -> list:
+        """Per history, a mask over its candidates: False where every goal skill the item practises
+        is already mastered (if that leaves nothing, everything is allowed again)."""
+        if self.mastered is None:
+            return [np.ones(len(c), bool) for c in cands]
+        skills = sorted({s for g in goals for s in g})
+        m = sim.mastery(hists, skills)
+        col = {s: j for j, s in enumerate(skills)}
+        out = []
+        for i, (c, g) in enumerate(zip(cands, goals)):
+            open_ = {s for s in g if m[i, col[s]] < self.mastered}
+            ok = np.array([bool(open_ & set(sim.q[it - 1])) for it in c], bool)
+            out.append(ok if ok.any() else np.ones(len(c), bool))
+        return out
+
+    def search(self, sim: Sim, hists: list[Hist], cands: list[np.ndarray], goals: list[list[int]],
+               remaining: int | None = None):
+        """(candidate rows [N, B], Tree) with the look-ahead value on the beam (others: -inf); the
+        look-ahead never goes past the `remaining` steps of a path."""
+        depth = max(1, min(self.depth, remaining)) if remaining is not None else self.depth
+        rows, ok = pad(cands)
+        allow = self.allowed(sim, hists, cands, goals)
+        for i, a in enumerate(allow):
+            ok[i, :len(a)] &= a
+        if rows.shape[1] > self.beam and depth > 1:   # narrow to the beam on one-step gains first
+            first = expectimax(sim, hists, rows, ok, goals, 1)
+            keep = np.argsort(-first.gain, 1, kind="stable")[:, :self.beam]
+            rows, ok = np.take_along_axis(rows, keep, 1), np.take_along_axis(ok, keep, 1)
+        return rows, expectimax(sim, hists, rows, ok, goals, depth)
+
+    def choose(self, sim: Sim, hists: list[Hist], cands: list[np.ndarray], goals: list[list[int]],
+               strict: bool = False, remaining: int | None = None) -> list[int | None]:
+        """One item per history (None under `strict` when no allowed item has a positive gain).
+        Ties in look-ahead value go to the larger one-step gain (sooner is safer)."""
+        rows, t = self.search(sim, hists, cands, goals, remaining)
+        value = t.value + 1e-9 * np.where(np.isfinite(t.gain), t.gain, 0)
+        value = np.where(t.gain > 0, value, -np.inf) if strict else value
+        out = []
+        for i in range(len(hists)):
+            j = int(np.argmax(value[i]))
+            if not np.isfinite(value[i, j]):
+                if strict:
+                    out.append(None)
+                    continue
+                j = int(np.argmax(np.where(np.isfinite(t.value[i]), t.value[i], t.gain[i])))
+            out.append(int(rows[i, j]))
+        return out
+
+
+def own_skill_gains(sim: Sim, hist: Hist, cands: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(P(correct), expected gain) of each candidate judged on its own skills (no goal given)."""
+    hyps = [hist] + [extend(hist, c, r) for c in cands for r in (1.0, 0.0)]
+    union = np.union1d(cands, sim.items_of(sorted({s for c in cands for s in sim.q[c - 1]})))
+    P = sim.probs(hyps, union)
+    W = sim.goal_weights([sim.q[c - 1] for c in cands], union)   # row j: candidate j's own skills
+    p = P[0, np.searchsorted(union, cands)]
+    now = (P[0][None] * W).sum(1)
+    m1 = (P[1::2] * W).sum(1)
+    m0 = (P[2::2] * W).sum(1)
+    return p, p * m1 + (1 - p) * m0 - now

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.data import read_table
@@ -11,7 +11,7 @@ from ..core.hparams import TrainHParams, bounded, choice
 from ..core.registry import Backbone
 from ..core.task import Task
 from . import data as D
-from .evaluation import metrics as _metrics, zone as _zone
+from .evaluation import metrics as _metrics
 from .card import CARD_TEXT, describe, items_are_skills_note
 
 
@@ -35,9 +35,23 @@ class PathHParams(TrainHParams):
     dropout: float | None = None
     n_layers: int | None = None
     n_heads: int | None = None
-    item_bias: bool = False                       # dkt: a per-item difficulty on top of its skills
+    item_bias: bool | None = None                 # dkt: Rasch item terms on top of skills (None: when items != skills)
     predict_batch_size: int = bounded(256, min=1)
     pfa_c: float = bounded(1.0, min=1e-6)         # pfa: inverse L2 strength of the logistic regression
+    em_iters: int = bounded(100, min=1)           # bkt: most EM iterations (stops earlier once converged)
+    # recommend / plan_path / evaluate_paths (see policy.py): look-ahead depth in answers, candidates
+    # kept for the look-ahead, and the mastery at which a skill is no longer offered (None: never).
+    plan_depth: int = bounded(2, min=1, max=4)
+    plan_beam: int = bounded(6, min=1)
+    mastered: float | None = bounded(0.95, min=0.0, max=1.0)
+    # classical models fitted on the same students and averaged with the backbone when planning
+    plan_models: list = field(default_factory=list)
+
+    def validate(self) -> None:
+        super().validate()
+        bad = [m for m in self.plan_models if m not in ("pfa", "bkt")]
+        if bad:
+            raise ConfigError(f"plan_models may hold 'pfa' and 'bkt', got {bad}")
 
 
 @dataclass
@@ -58,11 +72,14 @@ class PathRecommender(Task):
         "simplekt": Backbone("simplekt", "torch", None,
                              "simpleKT: Rasch embeddings + causal attention (Liu et al. 2023)"),
         "pfa": Backbone("pfa", "sklearn", None, "Performance Factors Analysis logistic regression (scikit-learn)"),
+        "bkt": Backbone("bkt", "sklearn", None, "Bayesian Knowledge Tracing: per-skill HMM fitted by EM "
+                                                "(Corbett & Anderson 1995)"),
     }
     card_text = CARD_TEXT
 
     def __init__(self, backbone: str | None = None, **hparams):
         super().__init__(backbone, **hparams)
+        self.planners: dict = {}   # name -> fitted classical model (plan_models)
         if self.backbone not in self.backbones:
             raise ConfigError(f"unknown backbone {self.backbone!r} for PathRecommender; "
                               f"available: {self.available_backbones()}")
@@ -75,7 +92,11 @@ class PathRecommender(Task):
         Without `val`, `val_fraction` of the training students are held out for early stopping.
         """
         super().finetune(D.as_table(data, "train"), D.as_table(val, "val") if val is not None else None, **kwargs)
-        if self.backbone != "pfa":
+        self._fit_planners()
+        if self.backbone == "bkt":
+            self.card.procedure.update({"engine": "numpy EM (in-process)", "EM iterations": self.model.iterations,
+                                        "training log-likelihood": round(self.model.log_likelihood, 1)})
+        elif self.backbone != "pfa":
             from .models import count_parameters
 
             arch = {k: v for k, v in self.state["arch"].items() if k not in ("n_skills", "n_items")}
@@ -97,7 +118,8 @@ class PathRecommender(Task):
         logs, vocab = D.read_logs(train, cols, vocab=vocab)
         val_logs = D.read_logs(val, cols, vocab=vocab)[0] if val is not None else None
         self.state.update(columns=vars(cols), vocab=vocab)
-        return _Prepared(logs, val_logs)
+        self._last_prep = _Prepared(logs, val_logs)
+        return self._last_prep
 
     def _split(self, prep: _Prepared) -> tuple[D.Logs, D.Logs | None]:
         if prep.val is not None:
@@ -124,7 +146,7 @@ class PathRecommender(Task):
                 cfg[k] = getattr(hp, k)
         cfg.update(n_skills=len(v["skills"]), n_items=len(v["items"]), window=hp.window)
         if self.backbone == "dkt":
-            cfg["item_bias"] = hp.item_bias
+            cfg["item_bias"] = hp.item_bias if hp.item_bias is not None else not D.items_are_skills(v)
         return cfg
 
     def _train_job(self, prep: _Prepared):
@@ -153,14 +175,29 @@ class PathRecommender(Task):
                         monitor="auc", mode="max")
 
     def _fit_classical(self, prep: _Prepared) -> None:
-        from .pfa import PFA
+        from . import classical
 
-        logs = prep.train  # no early stopping to feed: PFA fits on every training student
-        self._split_info = {"validation students": 0}
-        v = self.state["vocab"]
-        self.model = PFA(v["q"], len(v["skills"]), item_terms=not D.items_are_skills(v))
-        self.model.fit(logs.items + (prep.val.items if prep.val else []),
-                       logs.correct + (prep.val.correct if prep.val else []), C=self.hparams.pfa_c)
+        self._split_info = {"validation students": 0}  # no early stopping to feed: fit on every student
+        self.model = classical.fit(self.backbone, self.state["vocab"], *self._all_logs(prep), self.hparams)
+
+    @staticmethod
+    def _all_logs(prep: _Prepared) -> tuple[list, list]:
+        return (prep.train.items + (prep.val.items if prep.val else []),
+                prep.train.correct + (prep.val.correct if prep.val else []))
+
+    def _fit_planners(self) -> None:
+        from . import classical
+
+        names = [m for m in dict.fromkeys(self.hparams.plan_models) if m != self.backbone]
+        prep, self._last_prep = self._last_prep, None
+        self.planners = {m: classical.fit(m, self.state["vocab"], *self._all_logs(prep), self.hparams) for m in names}
+        if names:
+            self.card.procedure["planning models"] = ", ".join([self.backbone, *names]) + \
+                " (fitted on the same students, averaged when recommending and planning)"
+
+    @property
+    def _classical(self) -> bool:
+        return self.backbone in ("pfa", "bkt")
 
     def _stride(self) -> int:
         return self.hparams.eval_stride or max(1, self.hparams.window // 2)
@@ -171,7 +208,7 @@ class PathRecommender(Task):
         import numpy as np
 
         self._require_fitted()
-        if self.backbone == "pfa":
+        if self._classical:
             return self.model.next_probs(hists, cand)
         from .infer import next_probs
 
@@ -179,12 +216,16 @@ class PathRecommender(Task):
                           batch_size=self.hparams.predict_batch_size)
 
     def _sim(self):
+        """The model recommend / plan_path plan with: the backbone, averaged with `plan_models`."""
         from .policy import Sim
 
-        return Sim(self._probs, self._q())
+        members = [self._probs] + [m.next_probs for m in self.planners.values()]
+        if len(members) == 1:
+            return Sim(self._probs, self._q())
+        return Sim(lambda hists, cand: sum(f(hists, cand) for f in members) / len(members), self._q())
 
     def _sequence_probs(self, logs: D.Logs, precision: str = "32"):
-        if self.backbone == "pfa":
+        if self._classical:
             import numpy as np
 
             ps = self.model.sequence_probs(logs.items, logs.correct)
@@ -239,56 +280,33 @@ class PathRecommender(Task):
             out[n] = {"mastery": mastery, "p_correct": {v["items"][c - 1]: float(p[c - 1]) for c in cand}}
         return out[names[0]] if len(names) == 1 else out
 
-    def recommend(self, history, k: int = 5, target=(0.6, 0.8), *, goal_skills=None, candidates=None,
+    def recommend(self, history, k: int = 5, *, goal_skills=None, candidates=None, target=None,
                   strict: bool = True, **columns) -> list[dict]:
-        """The next items whose predicted success is inside `target`, ranked by expected mastery gain
-        (on `goal_skills`, or else on each item's own skills). strict=False tops up with the items
-        closest to the zone when fewer than k are inside it."""
-        import numpy as np
+        """The next items to practise, best first.
 
-        from .policy import expected_gains, in_zone
-
-        self._require_fitted()
-        target = _zone(target)
-        names, hists = self._histories(history, self._cols(**columns))
-        if len(names) != 1:
-            raise DataError(f"recommend takes one student's history, got {len(names)} students")
-        goal = self._skill_ix(goal_skills) if goal_skills is not None else None
-        v, sim = self.state["vocab"], self._sim()
-        cand = self._item_ix(candidates) if candidates is not None else (
-            sim.items_of(goal) if goal else np.arange(1, len(v["items"]) + 1))
-        p, now, after = expected_gains(sim, hists, [cand], [goal])[0]
-        gain, z = after - now, in_zone(p, target)
-        dist = np.maximum(target[0] - p, 0) + np.maximum(p - target[1], 0)
-        order = sorted(range(len(cand)), key=lambda j: (not z[j], dist[j], -gain[j]))
-        rows = [{"item": v["items"][cand[j] - 1], "skills": [v["skills"][s - 1] for s in v["q"][cand[j] - 1]],
-                 "p_correct": float(p[j]), "expected_gain": float(gain[j]), "in_zone": bool(z[j])}
-                for j in order if z[j] or not strict]
-        return rows[:k]
-
-    def plan_path(self, history, goal_skills, steps: int = 10, *, target=(0.6, 0.8), candidates=None,
-                  samples: int = 8, seed: int = 0, **columns) -> dict:
-        """A `steps`-item path towards `goal_skills`, chosen greedily by expected gain in the target
-        zone and simulated with this model (`samples` sampled answer sequences): expected goal
-        mastery and per-skill mastery after each step."""
-        from .policy import plan
+        With `goal_skills`, the planner looks `plan_depth` answers ahead over their items and ranks by
+        the expected goal mastery its plan ends with (`planned_gain`); without, each item is judged
+        one step ahead on its own skills. `expected_gain` is E[mastery after the answer] - mastery
+        now. By default (strict) an item is returned only if its expected gain is positive, it still
+        practises a skill below `mastered`, and its P(correct) is inside `target` (low, high) when
+        given; strict=False returns the others after those, marked."""
+        from .paths import recommend
 
         self._require_fitted()
-        names, hists = self._histories(history, self._cols(**columns))
-        if len(names) != 1:
-            raise DataError(f"plan_path takes one student's history, got {len(names)} students")
-        goal = self._skill_ix([goal_skills] if isinstance(goal_skills, (str, int)) else goal_skills)
-        if not goal:
-            raise ConfigError("goal_skills is empty")
-        v, sim = self.state["vocab"], self._sim()
-        cand = self._item_ix(candidates) if candidates is not None else sim.items_of(goal)
-        out = plan(sim, hists[0], cand, goal, int(steps), _zone(target), int(samples), int(seed))
-        for st in out["steps"]:
-            st["item"] = v["items"][st["item"] - 1]
-            st["mastery"] = {v["skills"][s - 1]: m for s, m in st["mastery"].items()}
-        out["goal_skills"] = [v["skills"][s - 1] for s in goal]
-        out["final_mastery"] = out["steps"][-1]["expected_mastery"] if out["steps"] else out["start_mastery"]
-        return out
+        return recommend(self, history, int(k), target, goal_skills, candidates, strict, columns)
+
+    def plan_path(self, history, goal_skills, steps: int = 10, *, candidates=None, samples: int = 16,
+                  seed: int = 0, **columns):
+        """A `steps`-item practice path towards `goal_skills`, planned before any answer is known
+        (look-ahead averaged over `samples` simulated answer sequences). Returns a PathPlan:
+        print it for the table (step, item, skills, P(correct), expected goal mastery), `.table()`
+        for a DataFrame, `.plot(path)` for expected mastery per goal skill along the path. Expected
+        goal mastery never falls along the plan; the path stops early (and says why) when no item
+        raises it or every goal skill is mastered."""
+        from .paths import plan_path
+
+        self._require_fitted()
+        return plan_path(self, history, goal_skills, steps, candidates, samples, seed, columns)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, data, *, name: str | None = None, precision: str | None = None, unknown: str = "error",
@@ -308,77 +326,65 @@ class PathRecommender(Task):
         self.card.add_evaluation(name or table.source, {k: v for k, v in m.items() if k != "seconds"})
         return m
 
-    def evaluate_paths(self, data, simulator, *, steps: int = 10, n_goal: int = 3, max_students: int = 100,
-                       history_len: int | None = 20, target=(0.6, 0.8), seed: int = 0, name: str | None = None,
-                       **columns) -> dict:
-        """Simulated mastery gain of this recommender's paths against random and easiest-first choices
-        (and against itself without the target zone, which shows what the zone costs or brings).
+    def evaluate_paths(self, data, simulators, *, steps: int = 10, n_goal: int = 3, max_students: int = 500,
+                       history_len: int = 20, goals: str = "next", policies=None, seed: int = 0,
+                       n_boot: int = 2000, name: str | None = None, **columns) -> dict:
+        """Closed-loop simulated practice: this recommender's policy against random, easiest-first,
+        round-robin, weakest-first and an oracle, under each of `simulators` as the student.
 
-        The simulated students are `simulator`, a separately trained PathRecommender (or its folder):
-        it answers each chosen item (sampled from its P(correct)) and measures goal mastery. Start
-        histories are the first `history_len` responses of up to `max_students` students in `data`;
-        each student gets `n_goal` random goal skills and may practise any item of them.
+        simulators: separately trained PathRecommenders (or folders): one, a list, or {name: model}.
+        Each answers the chosen items (draws from its P(correct), the same draws for every policy)
+        and measures goal mastery. Students: up to `max_students` from `data`, starting from their
+        first `history_len` responses; goal skills: the first `n_goal` skills each practised next in
+        `data` (goals="next") or random ones. Per simulator: each policy's mean gain in goal mastery
+        with a bootstrap 95% interval over students, the recommender's paired difference to each
+        policy, and its gain over random as a share of the oracle's. Recorded for the card.
         """
-        import numpy as np
-
-        from .policy import Sim, compare
+        from .paths import evaluate_paths, record, _simulators
 
         self._require_fitted()
-        if not isinstance(simulator, PathRecommender):
-            simulator = PathRecommender.from_pretrained(simulator)
-        simulator._require_fitted()
+        sims = _simulators(PathRecommender, simulators)
         table = read_table(D.as_table(data, "paths"), name=name or "paths", split="test")
         logs, _ = D.read_logs(table, self._cols(**columns), vocab=self.state["vocab"], unknown="skip")
-        sim_ix = {n: j + 1 for j, n in enumerate(simulator.state["vocab"]["items"])}
-        mapping = np.array([0] + [sim_ix.get(n, 0) for n in self.state["vocab"]["items"]])
-        rec = self._sim()
-        usable = [s for s, its in rec.skill_items.items() if mapping[its].all()]
-        if len(usable) < n_goal:
-            raise DataError(f"only {len(usable)} skills have every item known to the simulator; need {n_goal}")
-        stu = Sim(lambda hs, c: simulator._probs([(mapping[i], r) for i, r in hs], mapping[np.asarray(c)]), self._q())
-        rng = np.random.default_rng(seed)
-        pick = rng.permutation(len(logs.students))[:max_students]
-        starts = [(logs.items[i][:history_len], logs.correct[i][:history_len]) for i in pick]
-        starts = [(i[mapping[i] > 0], r[mapping[i] > 0]) for i, r in starts]
-        goals = [sorted(int(s) for s in rng.choice(usable, n_goal, replace=False)) for _ in starts]
-        cands = [rec.items_of(g) for g in goals]
-        t0 = time.perf_counter()
-        res = compare(rec, stu, starts, cands, goals, steps, _zone(target), seed)
-        out = {"policies": res, "students": len(starts), "steps": steps, "goal_skills_per_student": n_goal,
-               "simulator": f"{simulator.backbone} ({simulator.card.datasets[0] if simulator.card.datasets else '?'})",
-               "seconds": round(time.perf_counter() - t0, 1)}
-        note = (f"Path evaluation: simulated students are a separately trained `{simulator.backbone}` KT model, "
-                "not real learners; gains are mastery under that model after the recommended practice.")
-        self.card.notes = [n for n in self.card.notes if not n.startswith("Path evaluation:")] + [note]
-        rows = [{"policy": k, **{m: round(x, 4) for m, x in r.items()}} for k, r in res.items()]
-        self.card.add_evaluation(f"{name or table.source} (simulated paths)",
-                                 {f"mastery_gain_{k.replace(' (no zone)', '_no_zone').replace('-', '_')}":
-                                  r["mastery_gain"] for k, r in res.items()},
-                                 {f"Simulated mastery gain after {steps} steps ({len(starts)} students, "
-                                  f"simulator: {out['simulator']})": rows}, split="simulation")
+        out = evaluate_paths(self, logs, sims, steps=int(steps), n_goal=int(n_goal), max_students=int(max_students),
+                             history_len=int(history_len), goals=goals, policies=policies, seed=int(seed),
+                             n_boot=int(n_boot))
+        record(self, out, f"{name or table.source} (simulated practice paths)")
         return out
+
+    def _bench_report(self, splits, *, run_dir: Path, simulators=("dkt", "pfa", "bkt"), sim_fraction: float = 0.5,
+                      steps: int = 10, n_goal: int = 3, history_len: int = 20, max_students: int = 500,
+                      samples: int = 3, seed: int = 0) -> None:
+        """`edu-flash bench`: the simulated-paths study (study.py) on the recipe's test students and a
+        few real recommend / plan_path outputs for students drawn at random, on the card."""
+        from .study import bench_report
+
+        bench_report(self, splits, run_dir=Path(run_dir), simulators=tuple(simulators), sim_fraction=sim_fraction,
+                     steps=steps, n_goal=n_goal, history_len=history_len, max_students=max_students,
+                     samples=samples, seed=seed)
 
     # ------------------------------------------------------------------ persistence
     def _save_weights(self, folder: Path) -> dict:
-        if self.backbone == "pfa":
-            from safetensors.numpy import save_file
+        from . import classical
 
-            arrays, meta = self.model.state_dict()
-            save_file(arrays, str(folder / "model.safetensors"))
-            return {"format": "pfa", "meta": meta}
+        extra = {"planners": classical.save(self.planners, folder / "planners.safetensors")} if self.planners else {}
+        if self._classical:
+            meta = classical.save({self.backbone: self.model}, folder / "model.safetensors", prefixed=False)
+            return {"format": self.backbone, "meta": meta[self.backbone], **extra}
         from safetensors.torch import save_model
 
         save_model(self.model, str(folder / "model.safetensors"))
-        return {"format": "torch", "arch": self.backbone, "config": self.state["arch"]}
+        return {"format": "torch", "arch": self.backbone, "config": self.state["arch"], **extra}
 
     def _load_weights(self, folder: Path, config: dict) -> None:
+        from . import classical
+
         w = config["weights"]
-        if w["format"] == "pfa":
-            from safetensors.numpy import load_file
-
-            from .pfa import PFA
-
-            self.model = PFA.from_state_dict(load_file(str(folder / "model.safetensors")), w["meta"], self._q())
+        self.planners = classical.load(folder / "planners.safetensors", w["planners"], self._q()) \
+            if w.get("planners") else {}
+        if w["format"] in classical.CLASSICAL:
+            self.model = classical.load(folder / "model.safetensors", {w["format"]: w["meta"]}, self._q(),
+                                        prefixed=False)[w["format"]]
             return
         from safetensors.torch import load_model
 
@@ -389,3 +395,4 @@ class PathRecommender(Task):
         self.model.eval()
 
     _split_info: dict = {}
+    _last_prep = None

@@ -1,0 +1,226 @@
+"""Issue 13, items 2-4: the baselines do what they say, with common random numbers; the recommender
+never offers an item whose expected gain is not positive (unless strict=False) nor a mastered skill;
+and evaluate_paths' intervals are over students, checked on a case whose answer is known."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from edu_flash.path import PathRecommender
+from edu_flash.path.policy import Planner, Sim
+from edu_flash.path.rollout import choose, run
+from edu_flash.path.stats import mean_interval, share_interval
+
+NAMES = list("abcdef")
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _task(backbone: str) -> PathRecommender:
+    """A model over items a-f (items = skills), fitted on a few rows, whose parameters a test then sets."""
+    rng = np.random.default_rng(0)
+    rows = [(f"u{s}", NAMES[j % 6], int(rng.random() < .5)) for s in range(12) for j in range(s, s + 12)]
+    return PathRecommender(backbone, em_iters=1).finetune(pd.DataFrame(rows, columns=["student", "item", "correct"]))
+
+
+def _set_bkt(rec: PathRecommender, **params) -> PathRecommender:
+    """params: name -> {skill name: value} (skills not named keep `default` in that dict or 0.5)."""
+    ix = {s: j + 1 for j, s in enumerate(rec.state["vocab"]["skills"])}
+    for name, values in params.items():
+        arr = np.full(len(ix) + 1, values.get("default", 0.5))
+        for s, v in values.items():
+            if s != "default":
+                arr[ix[s]] = v
+        rec.model.params[name] = arr
+    return rec
+
+
+def _ix(rec, names):
+    v = rec.state["vocab"]
+    return [v["skills"].index(n) + 1 for n in names]
+
+
+def _setting(rec, n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    starts = [(rng.integers(1, 7, 4).astype(np.int64), rng.integers(0, 2, 4).astype(np.float32)) for _ in range(n)]
+    goals = [sorted(int(x) for x in rng.choice(np.arange(1, 7), 3, replace=False)) for _ in range(n)]
+    sim = rec._sim()
+    return sim, starts, goals, [sim.items_of(g) for g in goals]
+
+
+@pytest.fixture(scope="module")
+def bkt():
+    rec = _task("bkt")
+    return _set_bkt(rec, prior={"default": .2, "a": .05, "f": .7}, learn={"default": .3, "b": .05},
+                    guess={"default": .2, "c": .35, "e": .1}, slip={"default": .1})
+
+
+def test_easiest_first_weakest_first_and_random_choose_what_they_say(bkt):
+    sim, starts, goals, cands = _setting(bkt)
+    pick = np.random.default_rng(1).random(len(starts))
+    pl = Planner()
+    easiest = choose("easiest-first", pl, sim, sim, starts, starts, cands, goals, 0, pick, None)
+    p = sim.probs(starts, np.arange(1, 7))
+    assert easiest == [int(c[np.argmax(p[i, c - 1])]) for i, c in enumerate(cands)]
+    weakest = choose("weakest-first", pl, sim, sim, starts, starts, cands, goals, 0, pick, None)
+    m = sim.mastery(starts, [1, 2, 3, 4, 5, 6])
+    assert weakest == [g[int(np.argmin(m[i, np.array(g) - 1]))] for i, g in enumerate(goals)]  # items = skills
+    rand = choose("random", pl, sim, sim, starts, starts, cands, goals, 0, pick, None)
+    assert rand == [int(c[int(u * len(c))]) for c, u in zip(cands, pick)]
+
+
+def test_round_robin_interleaves_the_goal_skills(bkt):
+    sim, starts, goals, cands = _setting(bkt)
+    ep = run("round-robin", Planner(), sim, sim, starts, cands, goals, 7, seed=3)
+    for items, g in zip(ep.items, goals):
+        assert sorted(items[:3]) == g and items[3:6] == items[:3] and items[6] == items[0]
+    assert (ep.distinct == 3).all() and (ep.longest_run == 1).all()
+
+
+def test_oracle_plans_with_the_simulated_student_not_the_recommender(bkt):
+    sim, starts, goals, cands = _setting(bkt)
+    other = _set_bkt(_task("bkt"), prior={"default": .5, "c": .01}, learn={"default": .05, "c": .45},
+                     guess={"default": .2}, slip={"default": .1})
+    stu = other._sim()
+    pick = np.zeros(len(starts))
+    oracle = choose("oracle", Planner(), sim, stu, starts, starts, cands, goals, 0, pick, None)
+    assert oracle == Planner(mastered=None).choose(stu, starts, cands, goals)
+    assert oracle != Planner(mastered=None).choose(sim, starts, cands, goals)
+
+
+def test_policies_meet_the_same_random_numbers(bkt):
+    sim, starts, _, _ = _setting(bkt, n=30)
+    goals = [[1]] * len(starts)                     # one goal item: every policy must choose it
+    cands = [np.array([1])] * len(starts)
+    eps = {p: run(p, Planner(), sim, sim, starts, cands, goals, 5, seed=7)
+           for p in ["recommender", "random", "easiest-first", "round-robin", "weakest-first", "oracle"]}
+    ref = eps["random"].gain
+    assert ref.std() > 0
+    for e in eps.values():
+        assert np.array_equal(e.gain, ref) and np.array_equal(e.correct, eps["random"].correct)
+    again = run("random", Planner(), sim, sim, starts, cands, goals, 5, seed=8).gain
+    assert not np.array_equal(again, ref)           # other draws, other outcomes
+
+
+def test_recommender_spreads_practice_where_each_skill_saturates(bkt):
+    fast = _set_bkt(_task("bkt"), prior={"default": .1}, learn={"default": .6}, guess={"default": .2},
+                    slip={"default": .1})
+    sim, starts, goals, cands = _setting(fast)
+    rec = run("recommender", Planner(), sim, sim, starts, cands, goals, 6, seed=0)
+    easy = run("easiest-first", Planner(), sim, sim, starts, cands, goals, 6, seed=0)
+    assert rec.distinct.mean() > 2.5 and rec.gain.mean() > easy.gain.mean()
+
+
+# ------------------------------------------------------------------------------ recommend
+@pytest.fixture(scope="module")
+def pfa():
+    """a: failures cost more than successes bring (negative expected gain at low P(correct)); b: learns;
+    c: practice changes nothing; d: learns but is already mastered; e, f: learn slowly."""
+    rec = _task("pfa")
+    S = rec.model.n_skills + 1
+    coef = np.zeros(3 * S)
+    ix = dict(zip(NAMES, _ix(rec, NAMES)))
+    for name, (beta, gamma, rho) in {"a": (-2.0, .2, -1.5), "b": (-.5, .8, .3), "c": (0, 0, 0), "d": (4, .5, .2),
+                                     "e": (-1, .1, .05), "f": (.5, .2, .1)}.items():
+        coef[ix[name]], coef[S + ix[name]], coef[2 * S + ix[name]] = beta, gamma, rho
+    rec.model.coef, rec.model.intercept = coef, 0.0
+    return rec
+
+
+HIST = [("a", 0), ("b", 1), ("e", 0)]
+
+
+def test_recommend_never_returns_a_non_positive_gain_unless_asked(pfa):
+    strict = pfa.recommend(HIST, k=6)
+    assert strict and all(r["expected_gain"] > 0 for r in strict)
+    assert {r["item"] for r in strict} == {"b", "e", "f"}           # a loses, c stays, d is mastered
+    gains = [r["expected_gain"] for r in strict]
+    assert gains == sorted(gains, reverse=True)
+    loose = pfa.recommend(HIST, k=6, strict=False)
+    assert [r["item"] for r in loose[:3]] == [r["item"] for r in strict]
+    bad = {r["item"]: r for r in loose[3:]}
+    assert set(bad) == {"a", "c", "d"} and bad["a"]["expected_gain"] < 0 and bad["c"]["expected_gain"] == 0
+    assert bad["d"]["mastered"] and bad["d"]["expected_gain"] > 0
+    goal = pfa.recommend(HIST, k=5, goal_skills=["a", "b", "c"])
+    assert [r["item"] for r in goal] == ["b"] and goal[0]["planned_gain"] > 0
+    for _ in range(20):  # random histories: still nothing at or below zero
+        rng = np.random.default_rng(_)
+        h = [(NAMES[i], int(c)) for i, c in zip(rng.integers(0, 6, 8), rng.integers(0, 2, 8))]
+        assert all(r["expected_gain"] > 0 for r in pfa.recommend(h, k=6))
+
+
+def test_mastered_threshold_and_target_zone_filter(pfa):
+    keep = pfa.hparams
+    try:
+        pfa.hparams = keep.replace(mastered=None)
+        assert "d" in {r["item"] for r in pfa.recommend(HIST, k=6)}
+    finally:
+        pfa.hparams = keep
+    zone = pfa.recommend(HIST, k=6, target=(0.3, 0.8))
+    assert zone and all(0.3 <= r["p_correct"] <= 0.8 for r in zone)
+
+
+# ------------------------------------------------------------------------------ intervals
+def _deterministic(n_students=60):
+    """Prior 0, learn 1, guess 0, slip 0: a skill's first answer is wrong and then it is mastered.
+    Student i starts having practised i % 3 of its goal skills a, b, c; after three round-robin steps
+    every goal skill is mastered, so its gain is exactly 1 - (i % 3) / 3."""
+    rows = []
+    for s in range(n_students):
+        k = s % 3
+        start = ["a", "b", "c"][:k] + ["d", "e", "f"][:3 - k]
+        rows += [(f"u{s:03d}", it, 0) for it in start] + [(f"u{s:03d}", it, 1) for it in "abc"]
+    df = pd.DataFrame(rows, columns=["student", "item", "correct"])
+    make = lambda: _set_bkt(PathRecommender("bkt", em_iters=1).finetune(df), prior={"default": 0.0},
+                            learn={"default": 1.0}, guess={"default": 0.0}, slip={"default": 0.0})
+    return df, make(), make(), np.array([1 - (s % 3) / 3 for s in range(n_students)])
+
+
+def test_evaluate_paths_intervals_are_over_students_with_a_known_answer():
+    df, rec, student, want = _deterministic()
+    out = rec.evaluate_paths(df, {"det": student}, steps=3, n_goal=3, history_len=3, max_students=60, n_boot=999,
+                             policies=["random", "round-robin", "oracle"], seed=0)
+    order = [int(s[1:]) for s in np.array(sorted(df.student.unique()))[np.random.default_rng(0).permutation(60)]]
+    per = out["per_student"]["det"]
+    assert np.allclose(per["round-robin"], want[order]) and np.allclose(per["oracle"], want[order])
+    assert np.allclose(per["recommender"], want[order])
+    r = out["simulators"]["det"]
+    gain = r["policies"]["round-robin"]["gain"]
+    assert gain["mean"] == pytest.approx(want.mean())
+    assert gain == mean_interval(want[order], n_boot=999, seed=0)            # resampling students
+    half = 1.96 * want.std(ddof=1) / np.sqrt(len(want))                        # the normal approximation
+    assert gain["high"] - gain["low"] == pytest.approx(2 * half, rel=0.2)
+    assert r["recommender_minus"]["round-robin"] == {"mean": 0.0, "low": 0.0, "high": 0.0}
+    assert r["recommender_minus"]["random"]["mean"] >= 0
+    assert "det" in r["about"] or "bkt" in r["about"]
+
+
+def test_share_of_the_oracle_and_intervals_on_known_values():
+    rng = np.random.default_rng(0)
+    x = (rng.random(400) < 0.5).astype(float)
+    ci = mean_interval(x, n_boot=2000, seed=1)
+    se = x.std(ddof=1) / np.sqrt(len(x))
+    assert ci["low"] == pytest.approx(x.mean() - 1.96 * se, abs=0.01) and ci["high"] == pytest.approx(
+        x.mean() + 1.96 * se, abs=0.01)
+    assert mean_interval(np.full(9, 0.25)) == {"mean": 0.25, "low": 0.25, "high": 0.25}
+    s = share_interval(np.full(50, 0.8) + rng.normal(0, .01, 50), np.ones(50))
+    assert s["mean"] == pytest.approx(0.8, abs=0.01) and s["low"] < 0.8 < s["high"]
+    assert np.isnan(share_interval(np.ones(5), np.zeros(5))["mean"])
+
+
+def test_evaluate_paths_rejects_unknown_policies_and_goal_modes(bkt):
+    df, rec, student, _ = _deterministic(6)
+    from edu_flash import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown baseline"):
+        rec.evaluate_paths(df, student, policies=["coin-flip"], history_len=3)
+    with pytest.raises(ConfigError, match="goals"):
+        rec.evaluate_paths(df, student, goals="hardest", history_len=3)
+
+
+def test_sim_goal_weights_average_items_then_skills():
+    sim = Sim(lambda h, c: np.tile(np.asarray(c, float) / 10, (len(h), 1)), [[1], [1], [2], [1, 2]])
+    items = sim.items_of([1, 2])
+    W = sim.goal_weights([[1, 2]], items)
+    p = np.asarray(items, float) / 10
+    assert (p * W[0]).sum() == pytest.approx((np.mean([.1, .2, .4]) + np.mean([.3, .4])) / 2)
