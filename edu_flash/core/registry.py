@@ -44,14 +44,59 @@ def register_task(cls: type) -> None:
         TASKS[name] = cls
 
 
+ENTRY_POINT_GROUP = "edu_flash.tasks"
+_plugins: dict[str, str] = {}  # entry point name -> the object it names, or why it failed to load
+_plugins_loaded = False
+
+
 def discover() -> dict[str, type]:
-    """Import every task package under edu_flash (cheap: task modules import engines lazily)."""
+    """Import every task package under edu_flash (cheap: task modules import engines lazily), then
+    the tasks other installed packages declare in the entry-point group `edu_flash.tasks`."""
     import edu_flash
 
     for mod in pkgutil.iter_modules(edu_flash.__path__):
         if mod.ispkg and mod.name not in _NOT_TASKS and not mod.name.startswith("_"):
             importlib.import_module(f"edu_flash.{mod.name}")
+    _load_plugins()
     return dict(TASKS)
+
+
+def _load_plugins() -> None:
+    """Entry points (`[project.entry-points."edu_flash.tasks"] my_task = "my_pkg.task:MyTask"`, or a
+    module whose Task subclasses register themselves), loaded once per process. A plugin that fails
+    to import, or whose task name is taken by a built-in task, is skipped with a warning: one broken
+    package must not break the CLI or the other tasks."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    import logging
+    from importlib.metadata import entry_points
+
+    log = logging.getLogger("edu_flash.registry")
+    builtin = dict(TASKS)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+        except Exception as e:  # noqa: BLE001 - a plugin's own error, reported and skipped
+            _plugins[ep.name] = f"failed: {type(e).__name__}: {e}"
+            log.warning("edu-flash: task plugin %r (%s) could not be loaded: %s: %s", ep.name, ep.value,
+                        type(e).__name__, e)
+            continue
+        _plugins[ep.name] = ep.value
+        if isinstance(obj, type) and getattr(obj, "task_name", None) and obj.task_name not in TASKS:
+            register_task(obj)
+    for name, cls in builtin.items():  # a plugin may add tasks, never replace a built-in one
+        if TASKS.get(name) is not cls:
+            log.warning("edu-flash: a plugin's task %s uses the name %r of a built-in task; it is ignored",
+                        TASKS[name].__qualname__, name)
+            TASKS[name] = cls
+
+
+def plugins() -> dict[str, str]:
+    """The `edu_flash.tasks` entry points found: name -> the object it names, or why it failed."""
+    discover()
+    return dict(_plugins)
 
 
 def get_task(name: str) -> type:
