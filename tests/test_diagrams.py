@@ -169,6 +169,36 @@ def test_generate_is_seeded_and_guided(trained):
         trained.generate("venn_diagram")
 
 
+@pytest.mark.parametrize("kw,word", [
+    (dict(steps=0), "steps"), (dict(steps=-3), "steps"), (dict(steps=2.5), "steps"), (dict(steps="25"), "steps"),
+    (dict(steps=10**6), "between 1 and"), (dict(guidance="high"), "guidance"), (dict(guidance=-1.0), "guidance"),
+    (dict(guidance=float("nan")), "guidance"), (dict(guidance=True), "guidance"), (dict(n=0), "n must"),
+    (dict(n="4"), "n must"), (dict(seed=-1), "seed"), (dict(seed=1.5), "seed")])
+def test_sampling_arguments_are_checked_like_hyperparameters(trained, kw, word):
+    """Issue 16: generate(steps=0) used to return an image and guidance="high" raised a raw TypeError."""
+    kw = {"label": "clock_face", **kw}
+    with pytest.raises(ConfigError, match=word):
+        trained.generate(**kw)
+    if set(kw) & {"steps", "guidance", "seed"}:
+        with pytest.raises(ConfigError, match=word):
+            trained.predict("clock_face", **{k: v for k, v in kw.items() if k in ("steps", "guidance", "seed")})
+        with pytest.raises(ConfigError, match=word):  # before any image is read
+            trained.evaluate("no-such-folder", **{k: v for k, v in kw.items() if k in ("steps", "guidance", "seed")})
+
+
+def test_evaluate_needs_two_images_of_a_class(trained):
+    with pytest.raises(DataError, match="at least 2 images"):
+        trained.evaluate(sample_diagrams(1, 16, seed=9), steps=1)
+    with pytest.raises(ConfigError, match="max_per_class"):
+        trained.evaluate(sample_diagrams(4, 16, seed=9), steps=1, max_per_class=0)
+
+
+def test_non_finite_hyperparameters_are_refused():
+    for kw in (dict(lr=float("nan")), dict(guidance=float("inf")), dict(ema_decay=float("nan"))):
+        with pytest.raises(ConfigError, match="finite"):
+            DiagramDiffusion(**kw)
+
+
 def test_evaluate_reports_accuracy_and_frechet_with_floor(trained):
     m = trained.evaluate(sample_diagrams(4, 16, seed=9), steps=2, name="held-out")
     assert 0.0 <= m["conditional_accuracy"] <= 1.0 and 0.0 <= m["reference_accuracy_real"] <= 1.0

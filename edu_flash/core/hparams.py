@@ -7,6 +7,7 @@ typo or out-of-range value fails before any data is read or any model is built.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -87,6 +88,8 @@ class HParams:
             if not _type_ok(v, hints[f.name]):
                 raise ConfigError(f"hyperparameter {f.name} must be {type_words(hints[f.name])}, got {v!r} "
                                   f"({type(self).__name__})")
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"hyperparameter {f.name} must be a finite number, got {v!r} ({type(self).__name__})")
             md = f.metadata
             if "choices" in md and v not in md["choices"]:
                 raise ConfigError(f"{type(self).__name__}.{f.name}={v!r} is not one of {list(md['choices'])}")

@@ -20,6 +20,11 @@ def evaluate(task, data, *, steps=None, guidance=None, seed: int = 0, max_per_cl
     if task.reference is None:
         raise NotFittedError("this model has no reference classifier; finetune it first")
     hp = task.hparams
+    steps, guidance, seed = task._sampling_args(steps, guidance, seed)  # before any image is read
+    if max_per_class is not None:
+        from .task import _whole
+
+        _whole(max_per_class, "max_per_class", 1)
     cols = task._cols(image_column, label_column)
     table = read_table(D.as_table(data), name=name or "eval", split="test")
     arrays, labels = D.read_images(table, cols["image"], cols["label"], size=hp.image_size, channels=hp.channels)
@@ -31,6 +36,11 @@ def evaluate(task, data, *, steps=None, guidance=None, seed: int = 0, max_per_cl
         half_b += idx[1::2].tolist()
     feats, pred = M.reference_outputs(task.reference, torch.from_numpy(np.stack(arrays)))
     gen_ids = np.asarray(ids[half_b].tolist(), dtype=int)
+    if not len(gen_ids):
+        from ..core.errors import DataError
+
+        raise DataError("evaluation needs at least 2 images of a class (one half is compared with images "
+                        "generated for the other)", source=table.source)
     gen = task._sample(task._sampler(True), gen_ids.tolist(), steps, guidance, seed)
     gfeats, gpred = M.reference_outputs(task.reference, gen)
     per_class = [{"class": task.classes[c], "generated": int(sum(gen_ids == c)),
@@ -41,8 +51,8 @@ def evaluate(task, data, *, steps=None, guidance=None, seed: int = 0, max_per_cl
                "frechet_distance": M.frechet_distance(gfeats, feats[half_a]),
                "frechet_distance_real_floor": M.frechet_distance(feats[half_b], feats[half_a]),
                "reference_accuracy_real": float(np.mean(pred == ids)),
-               "generated": len(gen_ids), "sampling_steps": steps or hp.sample_steps,
-               "guidance": hp.guidance if guidance is None else guidance,
+               "generated": len(gen_ids), "sampling_steps": steps,
+               "guidance": guidance,
                "per_class": per_class}
     task.card.add_evaluation(name or table.source, {k: v for k, v in metrics.items() if k != "per_class"},
                              {"Per class": per_class})

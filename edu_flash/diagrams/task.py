@@ -200,6 +200,7 @@ class DiagramDiffusion(Task):
         The same seed gives the same images; steps are DDIM steps, guidance the classifier-free scale.
         """
         model = self._sampler(use_ema)
+        _whole(n, "n", 1)
         if label is None:
             wanted = self.classes
         else:
@@ -208,21 +209,37 @@ class DiagramDiffusion(Task):
         ids = [i for i in self._label_ids(names, None, None) for _ in range(n)]
         return [D.to_pil(x) for x in self._sample(model, ids, steps, guidance, seed)]
 
+    def _sampling_args(self, steps, guidance, seed) -> tuple[int, float, int]:
+        """steps / guidance / seed checked like the hyperparameters they override (sample_steps, guidance)."""
+        import math
+
+        hp = self.hparams
+        steps = hp.sample_steps if steps is None else _whole(steps, "steps", 1, hp.timesteps)
+        if guidance is None:
+            guidance = hp.guidance
+        elif isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance) \
+                or guidance < 0:
+            raise ConfigError(f"guidance must be a finite number >= 0 (1: plain conditional sampling, 0: ignore the "
+                              f"label), got {guidance!r}")
+        return steps, float(guidance), _whole(seed, "seed", 0)
+
     def _sample(self, model, ids, steps, guidance, seed):
         from diffusers import DDPMScheduler
 
         from . import model as M
 
         hp = self.hparams
+        steps, guidance, seed = self._sampling_args(steps, guidance, seed)
         return M.ddim_sample(model, ids, null_id=len(self.classes), seed=seed,
                              scheduler_config=dict(DDPMScheduler(**M.noise_scheduler_config(hp)).config),
-                             steps=steps or hp.sample_steps, guidance=hp.guidance if guidance is None else guidance,
+                             steps=steps, guidance=guidance,
                              shape=(hp.channels, hp.image_size, hp.image_size), batch_size=hp.predict_batch_size)
 
     def predict(self, inputs, **kw):
         """One class name -> one image; a list of class names -> a list of images (see `generate`)."""
         if isinstance(inputs, (list, tuple)):
-            return [self.generate(x, 1, seed=kw.pop("seed", 0) + i, **kw)[0] for i, x in enumerate(inputs)]
+            seed = _whole(kw.pop("seed", 0), "seed", 0)
+            return [self.generate(x, 1, seed=seed + i, **kw)[0] for i, x in enumerate(inputs)]
         return self.generate(inputs, 1, **kw)[0]
 
     def evaluate(self, data, *, steps: int | None = None, guidance: float | None = None, seed: int = 0,
@@ -245,3 +262,13 @@ class DiagramDiffusion(Task):
 
     def model_card(self, folder: str | None = None) -> str:
         return persistence.card_with_samples(self, super().model_card(folder))
+
+
+def _whole(v, name: str, lo: int, hi: int | None = None) -> int:
+    """An int argument in [lo, hi], or a ConfigError saying what was expected."""
+    import numbers
+
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo or (hi is not None and v > hi):
+        bound = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
+        raise ConfigError(f"{name} must be a whole number {bound}, got {v!r}")
+    return int(v)
