@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The two set-up-and-run commands of the README:
 #   bash run.sh demo   # fine-tune EssayScorer on built-in sample essays, evaluate, predict, save with a card
+#                      # (training uses the free CPU cores; EDU_FLASH_THREADS=N chooses)
 #   bash run.sh test   # the test suite (what CI runs)
 # Each creates its own virtual environment (.venv, or $EDU_FLASH_VENV), installs torch 2.13.0 first
 # where no torch is present (so no CUDA wheels are pulled), then this package.
@@ -21,4 +22,6 @@ if [ "$cmd" = test ]; then EXTRAS="test,minilm,plot,trackers,onnx,tune"; fi
 if [ "$cmd" = demo ]; then
   exec "$PY" examples/essay_scoring.py "$@"
 fi
+# The tests train tiny models: one thread is as fast and cannot oversubscribe a shared CI machine.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 exec "$PY" -m pytest -q "$@"

@@ -177,7 +177,7 @@ def cmd_finetune(a) -> None:
     _preflight_finetune(a, cls, settings, eval_settings)
     obj = cls(a.backbone) if not a.model else cls.from_pretrained(a.model)
     obj.finetune(a.data, a.val, devices=a.devices, strategy=a.strategy, resume=a.resume,
-                 run_dir=a.run_dir or Path("runs") / cls.task_name, **settings)
+                 run_dir=a.run_dir or Path("runs") / cls.task_name, threads=a.threads, **settings)
     if a.test:
         try:
             metrics = obj.evaluate(a.test, **eval_settings)
@@ -290,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--devices", type=int, default=1)
     f.add_argument("--strategy", default="auto", choices=["auto", "ddp", "fsdp"])
     f.add_argument("--resume", action="store_true")
+    f.add_argument("--threads", type=int, help="CPU threads for training (default: the free cores; 0: torch's own)")
     f.add_argument("--set", **setting)
     f.add_argument("--eval-set", action="append", metavar="KEY=VALUE", help="an evaluate() argument")
     f.set_defaults(fn=cmd_finetune)

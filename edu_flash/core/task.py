@@ -154,7 +154,7 @@ class Task:
     def finetune(self, data, val=None, *, devices: int = 1, strategy: str = "auto", resume: bool = False,
                  run_dir: str | os.PathLike | None = None, progress: bool | None = None,
                  max_memory: int | str | None = None, dataset_name: str | None = None, loggers="auto",
-                 callbacks=None, profile=False, **kwargs):
+                 callbacks=None, profile=False, threads: int | None = None, **kwargs):
         """Train on `data` (path, DataFrame, datasets.Dataset or list of dicts); returns self.
 
         Keyword arguments that name hyperparameters override them for this and later runs; the rest
@@ -164,6 +164,7 @@ class Task:
         `loggers` (core.tracking: "auto" = CSV + TensorBoard when installed; "mlflow", "wandb", ...),
         `callbacks` (core.callbacks) and `profile=True` (core.profiling) go to the shared trainer;
         `lr="auto"` picks the learning rate with `lr_find` first.
+        `threads`: CPU threads while training (None: the free cores, see core/threads.py; 0: leave alone).
         """
         hp_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in self.hparams_cls.names()}
         if "precision" in hp_kw:
@@ -385,21 +386,27 @@ class Task:
 
 def _whole_finetune(fn):
     """Time `finetune` from its first line to its return, through any task override that calls core's
-    (data checks, feature building, the fit, thresholds, a reference model: everything the user waits for);
-    then send the finished card to the run's trackers and close them."""
+    (data checks, feature building, the fit, thresholds, a reference model: everything the user waits for),
+    under the CPU thread count it trains with (core/threads.py); then send the finished card to the run's
+    trackers and close them."""
     @functools.wraps(fn)
     def finetune(self, *args, **kwargs):
         if getattr(self, "_finetune_t0", None) is not None:  # an override calling super().finetune
             return fn(self, *args, **kwargs)
+        from .threads import training_threads
+
         self._finetune_t0, ok = time.perf_counter(), False
         try:
-            out = fn(self, *args, **kwargs)
+            with training_threads(kwargs.get("threads")) as n:
+                out = fn(self, *args, **kwargs)
             ok = True
         finally:
             t0, self._finetune_t0 = self._finetune_t0, None
             trackers = self.__dict__.pop("_run_trackers", None)
             if trackers is not None and not ok:
                 trackers.close()
+        if isinstance(self.card.procedure, dict) and n:
+            self.card.procedure.setdefault("CPU threads", n)
         if isinstance(self.card.procedure, dict) and "wall time (s)" in self.card.procedure:
             self.card.procedure["wall time (s)"] = round(time.perf_counter() - t0, 1)
         if trackers is not None:
