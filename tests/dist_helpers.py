@@ -15,6 +15,9 @@ from edu_flash.essay.task import EssayScorer
 
 DUMP_ENV = "EDU_FLASH_TEST_DUMP"        # folder: each rank writes what it saw there
 DIE_ENV = "EDU_FLASH_TEST_DIE"          # "rank:call": that rank calls os._exit(13) at that loss call
+STOP_ENV = "EDU_FLASH_TEST_STOP"        # "rank:call": that rank stops itself with SIGSTOP at that loss call
+HANG_ENV = "EDU_FLASH_TEST_HANG"        # "rank:call[,rank:call]": those ranks sleep for an hour at that loss call
+EVENTS_ENV = "EDU_FLASH_TEST_EVENTS"    # folder: a rank writes <event>-rank<r>.json (pid, time) before acting
 COLS = dict(text_column="essay", score_column="score", prompt_column="prompt")
 # No dropout anywhere: a 2-process run must then match one process with the same global batch.
 HP = dict(max_length=48, max_epochs=1, batch_size=8, lr=1e-3, precision="32", dropout=0.0, warmup_ratio=0.0,
@@ -54,9 +57,8 @@ class ProbeScorer(EssayScorer):
         def loss(model, batch):
             calls[0] += 1
             rank = os.environ.get("RANK")
-            die = os.environ.get(DIE_ENV)
-            if die and rank is not None and die == f"{rank}:{calls[0]}":
-                os._exit(13)
+            if rank is not None:
+                _fault(f"{rank}:{calls[0]}", rank)
             if calls[0] == 1:
                 self._seen = {"model_class": type(model).__name__, "params": describe_params(model)}
             return inner(model, batch)
@@ -76,6 +78,25 @@ class ProbeScorer(EssayScorer):
             Path(f"{dump}/seen-rank{rank}.json").write_text(json.dumps(
                 {"world_size": rep.world_size, "strategy": rep.strategy, **self._seen}))
         return out
+
+
+def _fault(here: str, rank: str) -> None:
+    """Act out the fault the environment asks for at this rank and loss call (after noting it)."""
+    import signal
+    import time
+
+    for env, event in ((DIE_ENV, "die"), (STOP_ENV, "stop"), (HANG_ENV, "hang")):
+        if here not in os.environ.get(env, "").split(","):
+            continue
+        if os.environ.get(EVENTS_ENV):
+            Path(os.environ[EVENTS_ENV], f"{event}-rank{rank}.json").write_text(
+                json.dumps({"pid": os.getpid(), "time": time.time()}))
+        if event == "die":
+            os._exit(13)
+        if event == "stop":
+            os.kill(os.getpid(), signal.SIGSTOP)
+        if event == "hang":
+            time.sleep(3600)
 
 
 # Subclassing registers a task under EssayScorer's name: put the real class back.

@@ -102,5 +102,5 @@ def test_a_dying_worker_raises_distributed_error_without_hanging(setup, tmp_path
     import psutil
 
     kids = [c for c in psutil.Process(os.getpid()).children(recursive=True) if c.is_running()
-            and c.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(c.cmdline())]
+            and c.status() != psutil.STATUS_ZOMBIE and "edu_flash.core.worker" in " ".join(c.cmdline())]
     assert kids == []

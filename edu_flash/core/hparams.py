@@ -147,6 +147,9 @@ class TrainHParams(HParams):
     # What early stopping and the returned best weights follow (None: the task's own metric / its direction)
     monitor: str | None = None
     mode: str | None = choice(None, (None, "max", "min"))
+    # Seconds a distributed run may wait: on one collective, or for a silent worker of devices=N
+    # (core.launch's heartbeat). Past it the run fails with a DistributedError naming the rank.
+    timeout: float = bounded(300.0, min=1.0)
 
     def __post_init__(self):
         auto_lr = self.lr == "auto"  # a task's `lr: float` field takes "auto" too

@@ -209,7 +209,10 @@ class Task:
 
         seed_everything(hp.seed)
         run_dir = Path(run_dir) if run_dir is not None else Path("runs") / self.task_name
-        from .launch import spawn_finetune
+        from .launch import clean_stale_handoffs, spawn_finetune
+
+        if spec.engine == "torch":
+            clean_stale_handoffs(run_dir)  # left by a devices=N caller that was killed
 
         lr_note, probe = None, self.__dict__.pop("_lr_find_request", None)
         if spec.engine == "torch" and (hp.lr == "auto" or probe is not None):  # a range test on a copy

@@ -150,7 +150,7 @@ class Trainer:
         from .callbacks import TrainState, dispatch
 
         hp = self.hp
-        acc = _accelerator(hp.precision, **self.tracking.accelerator_kwargs())
+        acc = _accelerator(hp.precision, timeout=hp.timeout, **self.tracking.accelerator_kwargs())
         rank, world, main = acc.process_index, acc.num_processes, acc.is_main_process
         if self.devices > 1 and self.devices != world:
             log.warning("devices=%d but the launcher started %d processes; training on %d", self.devices, world, world)

@@ -36,10 +36,13 @@ def check_config(hp: TrainHParams, strategy: str, max_memory=None) -> None:
         parse_memory(max_memory)
 
 
-def _accelerator(precision: str, **kwargs):
+def _accelerator(precision: str, *, timeout: float, **kwargs):
+    import datetime
+
     import torch
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, GradientState
+    from accelerate.utils import InitProcessGroupKwargs
 
     # accelerate keeps one state per process and refuses a second run with another precision;
     # the process group (PartialState) is kept.
@@ -48,7 +51,9 @@ def _accelerator(precision: str, **kwargs):
     cuda = torch.cuda.is_available()
     mp = {"32": "no", "bf16-mixed": "bf16", "16-mixed": "fp16", "bf16-true": "no"}[precision]
     # cpu=True on a CPU-only machine: a plain Accelerator() under torchrun would not go distributed.
-    return Accelerator(cpu=not cuda, mixed_precision=mp, **kwargs)
+    # `timeout` bounds every collective (the process group is made by the first Accelerator of a process).
+    return Accelerator(cpu=not cuda, mixed_precision=mp, **kwargs,
+                       kwargs_handlers=[InitProcessGroupKwargs(timeout=datetime.timedelta(seconds=timeout))])
 
 
 def _monitor(hp: TrainHParams, job) -> tuple[str | None, str]:
