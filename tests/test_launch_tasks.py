@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from edu_flash.core.data import read_table
-
 
 def _trained_with_two_ranks(m, source: str) -> None:
     rep = m.last_train_report
@@ -23,8 +21,8 @@ def test_dropout_predictor_from_its_data_object(tmp_path):
 
     data, test = sample_dropout_data(160, seed=0).split(0.25, seed=0)
     m = DropoutPredictor(backbone="gru", hidden_size=8, max_epochs=1, batch_size=32, max_week=6)
-    m.finetune(data, devices=2, run_dir=tmp_path / "run", progress=False)
-    _trained_with_two_ranks(m, read_table(data.students, name="train").source)
+    m.finetune(data, devices=2, run_dir=tmp_path / "run", progress=False, dataset_name="synthetic registrations")
+    _trained_with_two_ranks(m, "synthetic registrations")
     assert 0 < m.state["threshold"] < 1
     risk = m.predict(test, week=4)["risk"].dropna()  # NaN: not in the population at week 4
     assert len(risk) > 10 and risk.between(0, 1).all()
@@ -42,7 +40,7 @@ def test_path_recommender_from_a_dkt_file(tmp_path):
     dkt.write_text("\n".join(lines) + "\n")
     m = PathRecommender("dkt", d_model=8, n_heads=2, window=20, max_epochs=1, batch_size=8)
     m.finetune(dkt, devices=2, run_dir=tmp_path / "run", progress=False)
-    _trained_with_two_ranks(m, str(dkt))
+    _trained_with_two_ranks(m, "logs.txt")
     skill = str(logs["skill"].iloc[0])
     mastery = m.predict([(skill, 1), (skill, 1)])["mastery"]
     assert mastery and all(0 <= v <= 1 for v in mastery.values())
