@@ -27,6 +27,14 @@ def compare(task, backbones=None, train=None, test=None, **kwargs):
     return _compare(task, backbones, train, test, **kwargs)
 
 
+def tune(task, space, train, val=None, **kwargs):
+    """Hyperparameter search on Optuna, pruned by the trainer's validation metric each epoch; a
+    TuneResult with the study's table and the best trained task (see `edu_flash.tuning.tune`)."""
+    from .tuning import tune as _tune
+
+    return _tune(task, space, train, val, **kwargs)
+
+
 def __getattr__(name: str):
     for cls in tasks().values():
         if cls.__name__ == name:

@@ -240,6 +240,18 @@ def cmd_bench(a) -> None:
     print(f"written: {Path(a.out)}")
 
 
+def cmd_tune(a) -> None:
+    from .tuning import tune_recipe
+
+    res = tune_recipe(a.recipe, data_root=a.data_root, out=a.out, quick=a.quick, n_trials=a.n_trials)
+    cols = [c for c in res.table.columns if c not in ("duration",)]
+    print(res.table[cols].to_string(index=False))
+    print(f"best: {res.metric} {res.best_value:.4f} with {res.best_params}")
+    test = {k: v for k, v in (res.test_metrics or {}).items() if isinstance(v, (int, float))}
+    print(f"best model on the test split: {json.dumps(test)}")
+    print(f"written: {Path(a.out) / res.best_task.task_name} (trials.csv, best/)")
+
+
 def cmd_card(a) -> None:
     from .core.cardcheck import check_card
 
@@ -336,6 +348,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="the recipe's small smoke-test settings")
     b.add_argument("--devices", type=int, default=1)
     b.set_defaults(fn=cmd_bench)
+
+    t = sub.add_parser("tune", help="search a recipe's hyperparameter space (its `tune:` section) with Optuna")
+    t.add_argument("recipe")
+    t.add_argument("--data-root", default="../shared/datasets")
+    t.add_argument("--out", default="runs/tune", help="writes <out>/<task>/trials.csv and the best model")
+    t.add_argument("--n-trials", type=int, help="default: the recipe's tune.n_trials")
+    t.add_argument("--quick", action="store_true", help="the recipe's small smoke-test settings")
+    t.set_defaults(fn=cmd_tune)
 
     cd = sub.add_parser("card", help="show a model card, or validate it (front matter and model-index)")
     cd.add_argument("path", help="a model folder or a README.md")

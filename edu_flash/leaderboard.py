@@ -11,14 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .core.callbacks import lower_is_better  # noqa: F401 - smaller is better for these names; else descending
 from .core.errors import ConfigError
-
-# metric names where smaller is better; anything else ranks descending
-_LOWER = re.compile(r"rmse|mae|mse|loss|perplexity|frechet|fid|brier|ece|abroca|error|nll", re.I)
-
-
-def lower_is_better(metric: str) -> bool:
-    return bool(_LOWER.search(metric))
 
 
 def _task_class(task):

@@ -16,11 +16,12 @@ from typing import Any
 
 from .core.errors import ConfigError, DataError
 
-_TOP = {"task", "title", "data", "backbones", "hparams", "metric", "quick", "reference_results", "notes", "report"}
+_TOP = {"task", "title", "data", "backbones", "hparams", "metric", "quick", "reference_results", "notes", "report",
+        "tune"}
 _DATA = {"name", "citation", "license", "source", "n", "loader", "loader_args", "val", "test", "split", "limit",
          "finetune_args", "evaluate_args"}
 _SPLIT = {"ids", "test_fraction", "val_fraction", "group", "stratify", "seed"}
-_QUICK = {"limit", "hparams", "n", "backbones", "report"}
+_QUICK = {"limit", "hparams", "n", "backbones", "report", "tune"}
 _REF = {"system", "metric", "value", "citation", "protocol"}
 
 
@@ -37,6 +38,7 @@ class Recipe:
     reference_results: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     report: dict = field(default_factory=dict)   # options of the best model's `_bench_report` (task-specific)
+    tune: dict = field(default_factory=dict)     # a search space for `edu-flash tune` (edu_flash.tuning)
 
     @property
     def task_class(self):
@@ -54,7 +56,8 @@ class Recipe:
         return Recipe(self.path, self.task, self.title + " (quick)", data,
                       {b: {**self.backbones[b], **q.get("hparams", {})} for b in names}, self.hparams, self.metric,
                       {}, self.reference_results, self.notes,
-                      {**self.report, **(q.get("report") or {})} if self.report else {})
+                      {**self.report, **(q.get("report") or {})} if self.report else {},
+                      {**self.tune, **(q.get("tune") or {})} if self.tune else {})
 
 
 def _check_keys(where: str, d: Any, allowed: set, path: Path) -> dict:
@@ -102,7 +105,8 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
     recipe = Recipe(path, str(raw["task"]), str(raw.get("title") or path.stem), data,
                     {str(k): dict(v or {}) for k, v in backbones.items()}, dict(raw.get("hparams") or {}),
                     raw.get("metric"), quick, list(refs), list(raw.get("notes") or []),
-                    dict(_check_keys("report", raw.get("report"), set(raw.get("report") or {}), path)))
+                    dict(_check_keys("report", raw.get("report"), set(raw.get("report") or {}), path)),
+                    dict(raw.get("tune") or {}))
     try:
         cls = recipe.task_class
     except ConfigError as e:
@@ -116,6 +120,10 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
         except ConfigError as e:
             raise ConfigError(f"{path}: backbone {b!r}: {e}") from None
     _check_report(recipe, cls, path)
+    if recipe.tune or quick.get("tune"):
+        from .tuning import check_recipe_tune
+
+        check_recipe_tune(recipe, cls, path)
     unknown_q = sorted(set(quick.get("backbones") or []) - set(recipe.backbones))
     if unknown_q:
         raise ConfigError(f"{path}: quick.backbones names backbones the recipe does not compare: {unknown_q}")

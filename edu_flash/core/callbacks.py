@@ -21,6 +21,7 @@ import importlib
 import json
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,13 +29,17 @@ from typing import Any, Callable
 
 from .errors import ConfigError
 
-_LOWER_IS_BETTER = ("loss", "rmse", "mse", "mae", "error", "brier", "ece", "perplexity", "fd", "frechet", "nll")
+# metric names where smaller is better (compare's ranking, tune's direction, a monitor's default mode)
+_LOWER = re.compile(r"rmse|mae|mse|loss|perplexity|frechet|fid|brier|ece|abroca|error|nll", re.I)
+
+
+def lower_is_better(metric: str) -> bool:
+    return bool(_LOWER.search(metric))
 
 
 def default_mode(metric: str) -> str:
     """'min' for losses and errors, else 'max' (a guess the user overrides with mode=)."""
-    name = metric.lower().removeprefix("val_")
-    return "min" if any(w in name for w in _LOWER_IS_BETTER) else "max"
+    return "min" if lower_is_better(metric) else "max"
 
 
 def metric_name(name: str) -> str:

@@ -159,15 +159,6 @@ def range_test(task, prepared, hp, *, run_dir, min_lr: float = 1e-7, max_lr: flo
     return LRFindResult(rec.lrs, rec.losses, rec.smoothed, sug, min_lr, max_lr, num_steps, rec.diverged, notes)
 
 
-class Found(Exception):
-    """How `Task.lr_find` gets the result out of `finetune`'s data path (which it reuses, so every
-    task's own data forms and checks apply) without training."""
-
-    def __init__(self, result: LRFindResult):
-        super().__init__("lr_find result")
-        self.result = result
-
-
 def auto_lr(task, prepared, hp, *, run_dir, **settings) -> LRFindResult:
     """`lr="auto"`: the range test, or a ConfigError when it gives no suggestion."""
     found = range_test(task, prepared, hp, run_dir=run_dir, **settings)

@@ -214,12 +214,13 @@ class Task:
         if spec.engine == "torch":
             clean_stale_handoffs(run_dir)  # left by a devices=N caller that was killed
 
-        lr_note, probe = None, self.__dict__.pop("_lr_find_request", None)
-        if spec.engine == "torch" and (hp.lr == "auto" or probe is not None):  # a range test on a copy
+        probe = self.__dict__.pop("_probe", None)
+        if probe is not None:  # _probe_finetune: finetune's data path, then something else than training
+            raise _Probed(probe(self, prepared, hp, run_dir))
+        lr_note = None
+        if spec.engine == "torch" and hp.lr == "auto":  # a range test on a copy; weights and RNG untouched
             from . import lr_finder
 
-            if probe is not None:  # Task.lr_find: the data path of finetune, then no training
-                raise lr_finder.Found(lr_finder.range_test(self, prepared, hp, run_dir=run_dir, **probe))
             found = lr_finder.auto_lr(self, prepared, hp, run_dir=run_dir)
             hp, lr_note = hp.replace(lr=found.suggestion), found.card_line()
         if spec.engine == "torch" and devices > 1 and not under_launcher():  # data checked above, then spawn
@@ -282,26 +283,36 @@ class Task:
         `.table()`, `.plot()`; `plot="lr.png"` also writes the plot). This task's weights and state
         and the RNG states are left as they were. Other keywords are `finetune`'s (hyperparameters
         such as batch_size, data arguments such as column names)."""
-        import copy
-
         from . import lr_finder
-        from .checkpoint import rng_state, set_rng_state
 
         if self.backbone_spec().engine != "torch":
             raise ConfigError(f"lr_find trains a neural network; backbone {self.backbone!r} is fit by scikit-learn")
-        rng, probe = rng_state(), copy.deepcopy(self)
-        probe._lr_find_request = {"min_lr": min_lr, "max_lr": max_lr, "num_steps": num_steps}
-        try:
-            probe.finetune(data, val, loggers=None, progress=False, **kwargs)
-        except lr_finder.Found as done:
-            result = done.result
-        else:  # pragma: no cover - finetune always raises Found for a torch backbone
-            raise RuntimeError("lr_find: the range test did not run")
-        finally:
-            set_rng_state(*rng)
+        result = self._probe_finetune(
+            lambda task, prepared, hp, run_dir: lr_finder.range_test(task, prepared, hp, run_dir=run_dir, min_lr=min_lr,
+                                                                     max_lr=max_lr, num_steps=num_steps),
+            data, val, **kwargs)
         if plot is not None:
             result.plot(plot)
         return result
+
+    def _probe_finetune(self, probe, data, val=None, **kwargs):
+        """Run `finetune`'s whole data path (every task's own data forms and checks) on a deep copy of
+        this task, then `probe(task_copy, prepared, hp, run_dir)` in place of training; its result is
+        returned. This task and the RNG states are left as they were (lr_find, tune)."""
+        import copy
+
+        from .checkpoint import rng_state, set_rng_state
+
+        rng, clone = rng_state(), copy.deepcopy(self)
+        clone._probe = probe
+        kwargs = {**{k: v for k, v in kwargs.items() if k not in ("callbacks", "profile")}, "loggers": None}
+        try:
+            clone.finetune(data, val, **kwargs)
+        except _Probed as done:
+            return done.result
+        finally:
+            set_rng_state(*rng)
+        raise RuntimeError(f"{type(self).__name__}.finetune returned without reaching the probe")
 
     def _check_data_kwargs(self, kwargs: dict) -> None:
         """A misspelt keyword must fail with the valid names, not as a TypeError deep inside."""
@@ -385,6 +396,14 @@ class Task:
         name = Path(folder).name if folder else f"{self.task_name}-{Path(str(self.backbone)).name}"
         return cardlib.render(self._card_text(), self.card, model_name=name, folder=folder or "path/to/model",
                               cls_name=type(self).__name__)
+
+
+class _Probed(Exception):
+    """Carries a probe's result out of `finetune` (through any task override) without training."""
+
+    def __init__(self, result):
+        super().__init__("finetune probe")
+        self.result = result
 
 
 def _whole_finetune(fn):
