@@ -56,8 +56,9 @@ class DiagramDiffusion(Task):
                     "those drawings.",
         how_to_use=("from edu_flash import {cls}\nfrom edu_flash.diagrams import save_grid\n\n"
                     "model = {cls}.from_pretrained(\"{folder}\")\n"
-                    "images = model.generate(label=\"clock_face\", n=8, steps=25, guidance=1.0, seed=0)\n"
-                    "save_grid(images, \"clocks.png\")"),
+                    "print(model.classes)  # the classes it was trained on\n"
+                    "images = model.generate(label=model.classes[0], n=8, steps=25, guidance=1.0, seed=0)\n"
+                    "save_grid(images, \"samples.png\")"),
         hf_task_type="unconditional-image-generation",
         tags=("diffusers", "diagram-generation", "education", "class-conditional", "image-generation"),
         headline_metrics=("conditional_accuracy", "frechet_distance", "frechet_distance_real_floor"),
