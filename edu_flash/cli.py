@@ -177,7 +177,7 @@ def cmd_finetune(a) -> None:
     _preflight_finetune(a, cls, settings, eval_settings)
     obj = cls(a.backbone) if not a.model else cls.from_pretrained(a.model)
     obj.finetune(a.data, a.val, devices=a.devices, strategy=a.strategy, resume=a.resume,
-                 run_dir=a.run_dir or Path("runs") / cls.task_name, threads=a.threads, **settings)
+                 run_dir=a.run_dir, threads=a.threads, **settings)
     if a.test:
         try:
             metrics = obj.evaluate(a.test, **eval_settings)
@@ -298,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--backbone")
     f.add_argument("--model", help="continue training this saved model folder instead")
     f.add_argument("--out", required=True, help="model folder to write")
-    f.add_argument("--run-dir", help="checkpoints and logs (default runs/<task>)")
+    f.add_argument("--run-dir", help="metrics, logs and resume checkpoints (default: a new runs/<task>/version_N; "
+                                     "with --resume the newest one that has a checkpoint)")
     f.add_argument("--devices", type=int, default=1)
     f.add_argument("--strategy", default="auto", choices=["auto", "ddp", "fsdp"])
     f.add_argument("--resume", action="store_true")

@@ -269,7 +269,7 @@ def test_ema_state_survives_resume_from_a_checkpoint(tmp_path):
     hp = dict(TINY, max_steps=None, max_epochs=2, warmup_ratio=0.0, scheduler="constant", reference_epochs=1,
               card_samples=0)
     straight = DiagramDiffusion(**hp).finetune(data, run_dir=tmp_path / "a", progress=False)
-    first = DiagramDiffusion(**dict(hp, max_epochs=1)).finetune(data, run_dir=tmp_path / "b", progress=False)
+    first = DiagramDiffusion(**dict(hp, max_epochs=1, keep_checkpoints=True)).finetune(data, run_dir=tmp_path / "b", progress=False)
     saved = load_file(str(checkpoint.latest(tmp_path / "b") / "extra.safetensors"))
     assert int(saved["ema.step"]) == first.state["ema_steps"] == 3
     assert all(torch.equal(saved[f"ema.{i}"], p) for i, p in enumerate(first._ema.shadow_params))

@@ -119,7 +119,7 @@ def test_tied_gpt2_checkpoints_resume_and_reload(tmp_path):
               precision="32", dropout=0.0, warmup_ratio=0.0, scheduler="constant", max_epochs=2, checkpoint_every=2)
     full = ProblemGenerator(**kw).finetune(data, run_dir=tmp_path / "full", progress=False)
     reset_accelerate()
-    part = ProblemGenerator(max_steps=3, **kw).finetune(data, run_dir=tmp_path / "run", progress=False)
+    part = ProblemGenerator(max_steps=3, keep_checkpoints=True, **kw).finetune(data, run_dir=tmp_path / "run", progress=False)
     assert part.last_train_report.steps == 3
     reset_accelerate()
     rest = ProblemGenerator(**kw).finetune(data, run_dir=tmp_path / "run", resume=True, progress=False)

@@ -197,8 +197,8 @@ def test_exact_resume_after_a_crash(essays, tiny_encoder, tmp_path, monkeypatch)
     monkeypatch.setattr(M, "collate", real)
     last = checkpoint.latest(tmp_path / "run")
     assert last is not None and last.name == "step-00000009"
-    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step-00000008",
-                                                                                   "step-00000009"]
+    # only the newest checkpoint is kept: all an exact resume needs
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step-00000009"]
     assert has_pickle(tmp_path / "run") == []
 
     reset_accelerate()
@@ -219,7 +219,7 @@ def test_exact_resume_after_max_steps(essays, tiny_encoder, tmp_path):
     cols = dict(text_column="essay", prompt_column="prompt", progress=False)
     full = _resume_scorer(tiny_encoder, **kw).finetune(train, run_dir=tmp_path / "full", **cols)
     reset_accelerate()
-    part = _resume_scorer(tiny_encoder, max_steps=5, **kw).finetune(train, run_dir=tmp_path / "run", **cols)
+    part = _resume_scorer(tiny_encoder, max_steps=5, keep_checkpoints=True, **kw).finetune(train, run_dir=tmp_path / "run", **cols)
     assert part.last_train_report.steps == 5
     assert _same_weights(full.model, part.model)  # really stopped early
     reset_accelerate()
@@ -239,7 +239,7 @@ def test_resume_without_a_checkpoint_starts_fresh(tmp_path):
 def test_corrupt_checkpoint_is_a_checkpoint_error(tmp_path):
     from edu_flash import CheckpointError
 
-    _fit(_hp(max_epochs=1, checkpoint_every=1), _toy_job(), tmp_path / "run")
+    _fit(_hp(max_epochs=1, checkpoint_every=1, keep_checkpoints=True), _toy_job(), tmp_path / "run")
     last = checkpoint.latest(tmp_path / "run")
     (last / "optimizer.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(CheckpointError, match=last.name):
@@ -348,7 +348,8 @@ def test_after_step_runs_once_per_optimizer_step_and_its_state_resumes_exactly(t
     assert len(calls) == report.steps == 9  # 5 batches of 8 -> 3 optimizer steps an epoch with accumulation 2
 
     job1, _, _ = _ema_job()
-    _fit(_hp(max_epochs=3, grad_accum=2, max_steps=4, checkpoint_every=1), job1, tmp_path / "part")
+    _fit(_hp(max_epochs=3, grad_accum=2, max_steps=4, checkpoint_every=1, keep_checkpoints=True), job1,
+         tmp_path / "part")
     job2, ema_resumed, calls2 = _ema_job()
     _fit(_hp(max_epochs=3, grad_accum=2, checkpoint_every=1), job2, tmp_path / "part", resume=True)
     assert len(calls2) == 5
@@ -362,6 +363,6 @@ def test_checkpoint_of_a_model_with_tied_weights(tmp_path):
     tied = nn.Sequential(nn.Linear(4, 4, bias=False), nn.Linear(4, 4, bias=False), nn.Linear(4, 1))
     tied[1].weight = tied[0].weight
     job.model = tied
-    _fit(_hp(max_epochs=1), job, tmp_path / "run")
+    _fit(_hp(max_epochs=1, keep_checkpoints=True), job, tmp_path / "run")
     ck = checkpoint.latest(tmp_path / "run")
     assert ck is not None and (ck / "model.safetensors").exists()

@@ -30,6 +30,13 @@ def _unshared(state: dict) -> dict:
     return out
 
 
+def _same(a: dict, b: dict) -> bool:
+    import torch
+
+    return a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and a[k].shape == b[k].shape
+                                        and torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
+
+
 def _flatten_optimizer(sd: dict):
     import torch
 
@@ -86,15 +93,17 @@ def set_rng_state(tensors: dict, meta: dict) -> None:
 
 
 def save(run_dir: Path, *, step: int, model_state: dict, optimizer, scheduler, progress: dict,
-         best_state: dict | None, rank: int = 0, keep: int = 2, extra: dict | None = None) -> Path:
-    """Write checkpoint `step-N` (rank 0 writes model/optimizer; each rank its own RNG)."""
+         best_state: dict | None, rank: int = 0, keep: int = 1, extra: dict | None = None) -> Path:
+    """Write checkpoint `step-N` (rank 0 writes model/optimizer; each rank its own RNG), then delete
+    all but the newest `keep`: the newest complete checkpoint is all an exact resume needs. Best
+    weights equal to the current ones are not written twice."""
     from safetensors.torch import save_file
 
     ckpt_root = Path(run_dir) / "checkpoints"
     target = ckpt_root / f"step-{step:08d}"
     with atomic_folder(target) as tmp:
         save_file(_unshared(model_state), str(tmp / "model.safetensors"))
-        if best_state is not None:
+        if best_state is not None and not _same(best_state, model_state):
             save_file(_unshared(best_state), str(tmp / "best.safetensors"))
         if extra:
             save_file({k: v.detach().cpu().contiguous() for k, v in extra.items()}, str(tmp / "extra.safetensors"))
@@ -135,4 +144,8 @@ def load(path: Path, *, model, optimizer, scheduler, rank: int = 0, load_extra=N
         if load_extra is not None and (path / "extra.safetensors").exists():
             load_extra(load_file(str(path / "extra.safetensors")))
         best = path / "best.safetensors"
-        return meta["progress"], (load_file(str(best)) if best.exists() else None)
+        if best.exists():
+            return meta["progress"], load_file(str(best))
+        # no best file: either no best yet, or the best weights were the checkpoint's own
+        has_best = meta["progress"].get("best") is not None
+        return meta["progress"], (load_file(str(path / "model.safetensors")) if has_best else None)

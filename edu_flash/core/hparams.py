@@ -142,6 +142,7 @@ class TrainHParams(HParams):
     precision: str = choice("32", PRECISIONS)
     patience: int | None = 2
     checkpoint_every: int | None = None
+    keep_checkpoints: bool = False  # keep the run's resume checkpoint after a run that ended normally
     group_by_length: bool = True
     seed: int = 0
     # What early stopping and the returned best weights follow (None: the task's own metric / its direction)

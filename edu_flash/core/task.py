@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from . import card as cardlib
+from . import card as cardlib, runs
 from .data import Table, check_rows, read_table
 from .errors import CheckpointError, ConfigError, NotFittedError
 from .hparams import STRATEGIES, HParams
@@ -208,15 +208,18 @@ class Task:
         from .seed import seed_everything
 
         seed_everything(hp.seed)
-        run_dir = Path(run_dir) if run_dir is not None else Path("runs") / self.task_name
+        root = runs.default_root(self.task_name) if run_dir is None else None
         from .launch import clean_stale_handoffs, spawn_finetune
-
-        if spec.engine == "torch":
-            clean_stale_handoffs(run_dir)  # left by a devices=N caller that was killed
 
         probe = self.__dict__.pop("_probe", None)
         if probe is not None:  # _probe_finetune: finetune's data path, then something else than training
-            raise _Probed(probe(self, prepared, hp, run_dir))
+            raise _Probed(probe(self, prepared, hp, Path(run_dir) if root is None else root))
+        if root is not None:  # this run's own runs/<task>/version_N (core.runs); a classical fit writes none
+            run_dir = runs.choose_on_every_rank(root, resume) if spec.engine == "torch" else root
+        run_dir = Path(run_dir)
+        if spec.engine == "torch":  # left by a devices=N caller that was killed (in any version of the task)
+            for d in {run_dir, *(runs.versions(root) if root is not None else [])}:
+                clean_stale_handoffs(d)
         lr_note = None
         if spec.engine == "torch" and hp.lr == "auto":  # a range test on a copy; weights and RNG untouched
             from . import lr_finder

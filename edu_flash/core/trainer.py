@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import checkpoint
+from . import checkpoint, runs
 from .errors import ConfigError
 from .hparams import TrainHParams
 from .trainer_parts import (_accelerator, _full_state, _monitor, _param_groups, _to_device, _validate,  # noqa: F401
@@ -74,6 +74,7 @@ class TrainReport:
     extra: dict = field(default_factory=dict)  # more lines for the card's training procedure
     stop_reason: str | None = None  # early stopping or a callback's stop()
     profile: dict | None = None     # profile=True: the step-time summary (core.profiling)
+    run_dir: str | None = None      # where metrics, logs and (while training) checkpoints went
 
 
 def batch_plan(n: int, global_batch: int, *, seed: int, epoch: int, lengths: Sequence[int] | None,
@@ -112,6 +113,7 @@ class Trainer:
         from . import callbacks as cb, profiling, tracking
 
         check_config(hp, strategy, max_memory)
+        self._announce = progress is not False  # print where the run folder is (core.runs)
         self.hp, self.run_dir, self.devices, self.strategy = hp, Path(run_dir), devices, strategy
         self.resume, self.log, self.max_memory = resume, log, max_memory
         self.checkpoints = log  # epoch-end (and every `checkpoint_every` steps) checkpoints in run_dir
@@ -131,13 +133,22 @@ class Trainer:
         """Train; the trackers stay open with keep_open=True until `close(card)` is called."""
         from .tracking import Tracking
 
-        self.tracking = Tracking(self.loggers, self.run_dir, project=self.project,
-                                 run_name=self.run_name or self.run_dir.name)
+        # the run folder is locked before anything is written to it (main process only; core.runs)
+        lock = runs.start(self.run_dir, announce=self._announce) if self.checkpoints and runs.is_main() else None
         try:
-            report = self._fit(job)
-        except BaseException:
-            self.tracking.finish(failed=True)
-            raise
+            self.tracking = Tracking(self.loggers, self.run_dir, project=self.project,
+                                     run_name=self.run_name or self.run_dir.name)
+            try:
+                report = self._fit(job)
+            except BaseException:
+                self.tracking.finish(failed=True)
+                raise
+        finally:
+            if lock is not None:
+                lock.release()
+        if lock is not None:  # ended normally: nothing left to resume
+            runs.finish(self.run_dir, keep_checkpoints=self.hp.keep_checkpoints)
+        report.run_dir = str(self.run_dir) if self.checkpoints else None
         if not keep_open:
             self.close()
         return report
@@ -204,6 +215,8 @@ class Trainer:
                                                    optimizer=view.optimizer_view if view else optimizer,
                                                    load_extra=job.load_state_tensors)
                 report.resumed_from = str(ck)
+                if main and self.log:  # the steps after the checkpoint are trained, and logged, again
+                    runs.truncate_metrics(self.run_dir, prog["step"])
                 if prog.get("global_batch", global_batch) != global_batch:  # batch positions would not match
                     raise ConfigError(f"{ck} was written with a global batch of {prog['global_batch']}, this run "
                                       f"has {global_batch} ({world} x {batch_size}): resume with the same "
