@@ -214,3 +214,29 @@ def test_devices_n_without_run_dir_trains_in_a_new_version_folder(data, monkeypa
     with pytest.raises(Spawned):
         PathRecommender("dkt", **HP).finetune(data.train, data.val, devices=2, progress=False)
     assert seen["run_dir"] == ROOT / "version_0" and seen["run_dir"].is_dir()
+
+
+_TORCHRUN = r"""
+import os
+from edu_flash import PathRecommender
+s = PathRecommender.builtin_data(30, seed=0)
+m = PathRecommender("dkt", d_model=16, precision="32", max_epochs=1, batch_size=4)
+m.finetune(s.train, s.val, progress=False)
+print("rank", os.environ["RANK"], m.last_train_report.run_dir, flush=True)
+"""
+
+
+def test_under_torchrun_every_rank_uses_the_same_new_version(tmp_path):
+    """Rank 0 picks the version and tells the others (they must write to and resume from one folder)."""
+    import os
+
+    (tmp_path / "runs" / "path_recommendation" / "version_0").mkdir(parents=True)  # an earlier run
+    script = tmp_path / "train.py"
+    script.write_text(_TORCHRUN)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        str(script)], env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    seen = sorted(line.split()[1:] for line in r.stdout.splitlines() if line.startswith("rank "))
+    assert seen == [["0", str(ROOT / "version_1")], ["1", str(ROOT / "version_1")]]
+    assert sorted(p.name for p in (tmp_path / ROOT).iterdir()) == ["version_0", "version_1"]
