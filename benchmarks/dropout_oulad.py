@@ -1,6 +1,6 @@
 """DropoutPredictor on OULAD: ROC-AUC by course week for each backbone, student-disjoint.
 
-    python benchmarks/dropout_oulad.py --data ../shared/datasets/oulad
+    python benchmarks/dropout_oulad.py --data ../shared/datasets/oulad --threads 1
 
 Two settings (the shared OULAD copy has weekly clicks for 3 of its 22 presentations only):
   clicks     the 3 presentations with clicks (AAA-2013J, AAA-2014J, BBB-2013B; 2,515 registrations),
@@ -31,7 +31,7 @@ def run_setting(data, folds, args, label):
     tables = []
     for i, (train, test) in enumerate(folds):
         train, val = train.split(0.15, seed=100 + i)
-        common = dict(target=args.target, max_week=args.last_week, seed=i)
+        common = dict(target=args.target, max_week=args.last_week, seed=i, torch_threads=args.threads)
         kw = {"val": val, "progress": False, "run_dir": Path(args.out) / "runs" / label / f"fold{i}"}
         for backbones, pool in ((args.backbones, True), (["gbm"] if args.per_week_gbm else [], False)):
             if not backbones:
@@ -63,7 +63,10 @@ def main(argv=None):
     ap.add_argument("--last-week", type=int, default=20)
     ap.add_argument("--folds", type=int, default=5, help="cross-validation folds for the clicks setting")
     ap.add_argument("--out", default="runs/dropout_oulad")
+    ap.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP and torch threads (1: fastest on shared cores)")
     args = ap.parse_args(argv)
+    for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # before numpy/sklearn/torch load
+        os.environ[k] = str(args.threads)
 
     import numpy as np
 

@@ -153,3 +153,26 @@ def test_card_points_to_subgroup_tables_only_when_there_are_some_and_shows_rando
     no_groups = DropoutPredictor(backbone="logreg", max_week=10).finetune(train, subgroup_columns=[])
     no_groups.evaluate(test, week=5, subgroup_columns=[])
     assert "no subgroup evaluation was recorded" in no_groups.model_card()
+
+
+def test_card_wall_time_covers_feature_building_and_the_threshold(monkeypatch):
+    """The card's wall time is the whole finetune: reading and feature building (prepare) and the
+    threshold / explanation groups after the fit (finish) included, not only the model fit."""
+    import time
+
+    from edu_flash.dropout import fitting
+
+    slow_prepare, slow_finish = fitting.prepare, fitting.finish
+
+    def prepare(*a, **k):
+        time.sleep(0.6)
+        return slow_prepare(*a, **k)
+
+    def finish(*a, **k):
+        time.sleep(0.6)
+        return slow_finish(*a, **k)
+
+    monkeypatch.setattr(fitting, "prepare", prepare)
+    monkeypatch.setattr(fitting, "finish", finish)
+    m = DropoutPredictor(backbone="logreg").finetune(_short())
+    assert m.card.procedure["wall time (s)"] >= 1.2
