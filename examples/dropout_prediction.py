@@ -10,7 +10,7 @@ ap.add_argument("--n", type=int, default=600, help="synthetic registrations")
 args = ap.parse_args()
 
 data = DropoutPredictor.builtin_data(args.n, seed=0)  # train / val / test, split by student
-model = DropoutPredictor("gbm").finetune(data.train, data.val, run_dir=f"{args.out}-run", progress=False)
+model = DropoutPredictor().finetune(data.train, data.val, run_dir=f"{args.out}-run", progress=False)
 m = model.evaluate(data.test, week=8, name="synthetic students (test)")
 print(f"week 8: ROC-AUC {m['roc_auc']:.3f}, PR-AUC {m['pr_auc']:.3f}, precision@{m['k']} {m['precision_at_k']:.2f}")
 risk = model.predict(data.test, week=8).dropna(subset=["risk"]).sort_values("risk", ascending=False)

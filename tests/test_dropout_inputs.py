@@ -164,19 +164,21 @@ def test_absurd_time_values_are_refused_with_file_column_and_row(data, table, co
 def test_integer_codes_are_categories_and_the_report_names_the_numbers(data):
     codes = {"AAA": 1042, "BBB": 2077}
     st = data.students.assign(course_id=data.students["code_module"].map(codes),
-                              school=np.where(np.arange(len(data.students)) % 3 == 0, 311, 517))
+                              school=np.where(np.arange(len(data.students)) % 3 == 0, 311, 517),
+                              unit=np.array([1042, 2077, 3311])[np.arange(len(data.students)) % 3],
+                              length_days=np.array([234, 241, 269])[np.arange(len(data.students)) % 3])
     d = DropoutData(st.drop(columns="code_module"), data.activity, data.assessments,
                     columns={**data.columns, "static_columns": None})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the `group` column is reserved, not an identifier warning
         m = DropoutPredictor(backbone="logreg", max_week=10).finetune(d)
     kinds = {s["name"]: s["kind"] for s in m.state["encoder"]}
-    assert kinds["course_id"] == "cat" and kinds["school"] == "cat"  # codes, not quantities
-    assert kinds["num_of_prev_attempts"] == "num" and kinds["studied_credits"] == "num"
+    assert kinds["course_id"] == kinds["school"] == kinds["unit"] == "cat"  # codes, not quantities
+    assert kinds["num_of_prev_attempts"] == kinds["studied_credits"] == kinds["length_days"] == "num"
     td = m.card.training_data
-    assert td["static features read as numbers"] == "num_of_prev_attempts, studied_credits"
+    assert td["static features read as numbers"] == "num_of_prev_attempts, studied_credits, length_days"
     assert "course_id" in td["static features read as categories"]
-    assert any("integer codes read as categories: course_id, school" in n for n in m.card.notes)
+    assert any("integer codes read as categories: course_id, school, unit" in n for n in m.card.notes)
     forced = DropoutPredictor(backbone="logreg", max_week=10).finetune(d, numeric_columns=["school"])
     assert {s["name"]: s["kind"] for s in forced.state["encoder"]}["school"] == "num"
 

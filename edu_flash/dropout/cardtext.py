@@ -11,7 +11,8 @@ from .data import _role_name
 
 COMMON = ("target", "pool_weeks", "class_weight", "advisor_k", "seed")
 BY_BACKBONE = {
-    "gbm": ("gbm_learning_rate", "gbm_max_iter", "gbm_max_leaf_nodes", "gbm_min_samples_leaf", "gbm_l2"),
+    "gbm": ("gbm_learning_rate", "gbm_max_iter", "gbm_max_depth", "gbm_max_leaf_nodes", "gbm_min_samples_leaf",
+            "gbm_l2"),
     "logreg": ("logreg_C",),
     "gru": ("hidden_size", "num_layers", "dropout", "lr", "weight_decay", "max_epochs", "max_steps", "batch_size",
             "patience", "warmup_ratio", "scheduler", "grad_accum", "clip_norm", "precision", "torch_threads"),
@@ -68,8 +69,9 @@ def limitations(m) -> str:
         parts.append("No static features (demographics, prior study) are used.")
     parts.append(f"Weekly activity: {', '.join(channels)}." if channels else "No weekly activity (clicks) is used.")
     if st.get("has_assessments"):
-        scored = "as given by the scored-week column" if st.get("has_scored_week") else \
-            "on the submission week (the data gave no scored week)"
+        scored = ("on its submission day (OULAD has no marking dates; load_oulad's score_delay_days shifts it)"
+                  if st.get("loader") == "load_oulad" else "at the scored week the data gives"
+                  if st.get("has_scored_week") else "on the submission week (the data gave no scored week)")
         parts.append(f"Assessments are used; a score counts as known {scored}.")
     else:
         parts.append("No assessments are used.")

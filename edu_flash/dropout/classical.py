@@ -116,6 +116,7 @@ class BoostedTrees:
         X = _fill_empty(X, empty)
         model = HistGradientBoostingClassifier(
             learning_rate=hp.gbm_learning_rate, max_iter=hp.gbm_max_iter, max_leaf_nodes=hp.gbm_max_leaf_nodes,
+            max_depth=hp.gbm_max_depth,
             min_samples_leaf=max(1, round(hp.gbm_min_samples_leaf * len(y) / len(uniq))), l2_regularization=hp.gbm_l2,
             class_weight=cw, categorical_features=None, random_state=seed, early_stopping=False)
         Xv, yv, fit_rows = None, None, np.ones(len(y), dtype=bool)

@@ -29,7 +29,7 @@ def _cat(v) -> str:
 _ID_WORDS = {"id", "ids", "uid", "code", "codes", "course", "module", "school", "class", "section", "program",
              "programme", "cohort", "group", "team", "site", "campus", "region", "zip", "postcode", "teacher",
              "instructor", "tutor", "presentation", "term", "semester", "department", "dept", "faculty", "country",
-             "district", "email", "mail", "username", "login", "key"}
+             "district", "email", "mail", "username", "login", "key", "cid", "sid", "pid", "gid"}
 
 
 def _words(name: str) -> set[str]:
@@ -58,8 +58,10 @@ def read_as(col: pd.Series, name: str) -> tuple[str, str]:
         if n >= 20 and distinct > 0.5 * n and distinct > 10:
             return "id", f"an identifier ({distinct} distinct values in {n} rows)"
         return "cat", "integer codes (the name says what they identify)"
-    if integral and 1 < distinct <= 20 and vals.min() >= 100:
-        return "cat", f"integer codes ({distinct} distinct values, all >= 100)"
+    if integral and 1 < distinct <= 20 and vals.min() >= 1000:
+        u = np.sort(vals.unique())
+        if np.any(np.diff(u) > 1):  # 1042, 2077, 3311: codes; 2013, 2014, 2015: years, a quantity
+            return "cat", f"integer codes ({distinct} distinct values, all >= 1000)"
     return "num", "numbers"
 
 

@@ -42,7 +42,9 @@ def np_int():
 
 def _show(v) -> str:
     if isinstance(v, float):
-        return "missing" if math.isnan(v) else f"{v:.3g}"
+        if math.isnan(v):
+            return "missing"
+        return f"{v:.0f}" if v.is_integer() and abs(v) < 1e9 else f"{v:.3g}"
     return "missing" if v is None else str(v)
 
 

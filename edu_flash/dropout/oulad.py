@@ -110,6 +110,8 @@ def load_oulad(folder: str | os.PathLike, *, activity: str = "auto", vle: str | 
     static = [c for c in STATIC if c in students.columns]
     cols = {"id_column": "student", "label_column": "final_result", "static_columns": static, "time_unit": "week",
             "subgroup_columns": [c for c in ("gender", "age_band", "disability", "imd_band") if c in students.columns]}
+    notes.append("OULAD has no marking dates: a score counts as known on its submission day"
+                 + (f" + {score_delay_days} days" if score_delay_days else "") + " (score_delay_days=)")
     return DropoutData(students, activity_df, assessments.reset_index(drop=True), str(folder), notes, cols,
                        loader="load_oulad")
 
