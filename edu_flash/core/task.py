@@ -298,6 +298,36 @@ class Task:
             result.plot(plot)
         return result
 
+    # ------------------------------------------------------------------ export
+    def export(self, path: str | os.PathLike, *, opset: int | None = None) -> Path:
+        """The trained network as an ONNX file with dynamic batch and length axes (core.export),
+        checked with onnxruntime against torch before it is written. `<path>.json` beside it holds
+        the inputs, outputs and preprocessing facts; the card gets a section on running it."""
+        self._require_fitted()
+        if self.backbone_spec().engine != "torch":
+            raise ConfigError(f"backbone {self.backbone!r} is a scikit-learn model; export covers the torch "
+                              "backbones (save_pretrained keeps this one as safetensors)")
+        from .export import export_onnx
+
+        spec = self._export_spec()
+        was = bool(getattr(self.model, "training", False))
+        try:
+            meta = export_onnx(spec, path, opset=opset)
+        finally:
+            self.model.train(was)
+        if spec.card is not None:
+            self.card.add_section("Exported model (ONNX)", (
+                f"`{meta['file']}` (written by `export()`): inputs "
+                + ", ".join(f"`{k}` {v['shape']} {v['dtype']}" for k, v in meta["inputs"].items())
+                + f"; output `{meta['output']['name']}` {meta['output']['shape']}: {meta.get('output_is', '')}. "
+                f"Checked with onnxruntime against torch at export (max abs difference "
+                f"{meta['max_abs_diff_vs_torch']:.1e}). Run it with onnxruntime alone:\n\n{spec.card(meta['file'])}"))
+        return Path(path)
+
+    def _export_spec(self):
+        """An ExportSpec (core.export) for this task's trained network; tasks that export override it."""
+        raise ConfigError(f"{type(self).__name__} has no ONNX export")
+
     def _probe_finetune(self, probe, data, val=None, **kwargs):
         """Run `finetune`'s whole data path (every task's own data forms and checks) on a deep copy of
         this task, then `probe(task_copy, prepared, hp, run_dir)` in place of training; its result is

@@ -254,6 +254,18 @@ class DropoutPredictor(Inference, Task):
     def _describe_data(self, prep: _Prepared) -> dict:
         return prep.describe
 
+    def _export_spec(self):  # core.export: model.export("risk.onnx")
+        from .export import spec
+
+        return spec(self)
+
+    def onnx_inputs(self, students, *, week: int | None = None, activity=None, assessments=None, **columns):
+        """(student ids, {"seq", "static"}): the inputs of the exported ONNX graph for the students in
+        the population at `week` (the raw features; the graph scales them)."""
+        from .export import onnx_inputs
+
+        return onnx_inputs(self, students, week=week, activity=activity, assessments=assessments, **columns)
+
     # ------------------------------------------------------------------ persistence
     def _save_weights(self, folder: Path) -> dict:
         from safetensors.numpy import save_file

@@ -290,6 +290,11 @@ class EssayScorer(Task):
         self.card.add_evaluation(name or table.source, *evaluation.card_view(metrics))
         return metrics
 
+    def _export_spec(self):  # core.export: task.export("model.onnx")
+        from .export import spec
+
+        return spec(self)
+
     # ------------------------------------------------------------------ persistence
     def _save_weights(self, folder: Path) -> dict:
         if self.backbone_spec().engine == "sklearn":

@@ -73,12 +73,13 @@ class DKT(_KT):
 
     def next_logits(self, items, resp, lengths, cand):
         if items.shape[1] == 0:  # no history at all: the initial state
-            items, resp = items.new_zeros(len(items), 1), resp.new_zeros(len(items), 1)
+            items, resp = items.new_zeros(items.shape[0], 1), resp.new_zeros(items.shape[0], 1)
         h, _ = self.lstm(self._input(items, resp))
-        last = h[torch.arange(len(h), device=h.device), (lengths - 1).clamp(min=0)]
+        # sizes as .shape[0], not len(): an ONNX export by tracing keeps them dynamic
+        last = h[torch.arange(h.shape[0], device=h.device), (lengths - 1).clamp(min=0)]
         last = last * (lengths > 0).unsqueeze(-1).to(last.dtype)
-        logits = self.out(last).unsqueeze(1).expand(-1, len(cand), -1)
-        return self._read(logits, cand.unsqueeze(0).expand(len(h), -1))
+        logits = self.out(last).unsqueeze(1).expand(-1, cand.shape[0], -1)
+        return self._read(logits, cand.unsqueeze(0).expand(h.shape[0], -1))
 
 
 class _Attention(nn.Module):
@@ -103,7 +104,8 @@ class _Attention(nn.Module):
         o = F.scaled_dot_product_attention(split(self.wq(q)), split(wk(k)), split(self.wv(v)), attn_mask=m,
                                            dropout_p=self.p if self.training else 0.0)
         o = o.transpose(1, 2).reshape(B, Q, d)
-        return self.wo(o) * (~empty).to(o.dtype).expand(B, Q, 1) if empty.any() else self.wo(o)
+        out = self.wo(o)
+        return out * (~empty).to(out.dtype)  # branch-free, so torch.export / ONNX can capture it
 
 
 class _Block(nn.Module):
@@ -153,7 +155,7 @@ class SAKT(_KT):
         return self._decode(self.skill_mean(self.eq, items), self._memory(items, resp), _past(items.shape[1], items.device))
 
     def next_logits(self, items, resp, lengths, cand):
-        x = self.skill_mean(self.eq, cand).unsqueeze(0).expand(len(items), -1, -1)
+        x = self.skill_mean(self.eq, cand).unsqueeze(0).expand(items.shape[0], -1, -1)
         return self._decode(x, self._memory(items, resp), _hist(lengths, items.shape[1]))
 
 
@@ -190,7 +192,7 @@ class SimpleKT(_KT):
 
     def next_logits(self, items, resp, lengths, cand):
         _, xh, y = self._streams(items, resp)
-        qc = self.question(cand).unsqueeze(0).expand(len(items), -1, -1)
+        qc = self.question(cand).unsqueeze(0).expand(items.shape[0], -1, -1)
         xc = qc + self.pos(lengths.clamp(max=self.pos.num_embeddings - 1)).unsqueeze(1)
         past, seen = _past(items.shape[1], items.device), _hist(lengths, items.shape[1])
         for b in self.blocks:  # candidates attend to the history's stream at every layer

@@ -363,6 +363,11 @@ class PathRecommender(Task):
                      steps=steps, n_goal=n_goal, history_len=history_len, max_students=max_students,
                      samples=samples, seed=seed)
 
+    def _export_spec(self):  # core.export: task.export("model.onnx")
+        from .export import spec
+
+        return spec(self)
+
     # ------------------------------------------------------------------ persistence
     def _save_weights(self, folder: Path) -> dict:
         from . import classical
