@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from . import card as cardlib, runs
+from . import card as cardlib, quiet, runs
 from .data import Table, check_rows, read_table
 from .errors import CheckpointError, ConfigError, NotFittedError
 from .hparams import STRATEGIES, HParams
@@ -24,6 +24,7 @@ from .modelfolder import check_no_remote_code, check_weight_files, loading, read
 from .registry import Backbone, register_task
 
 CONFIG_VERSION = 1
+quiet.install()  # warnings that do not apply to edu-flash's own calls (core/quiet.py)
 # True while from_pretrained rebuilds a saved task: its backbone (perhaps a folder on another machine)
 # was checked when it was trained, and the weights come from the model folder.
 _LOADING = contextvars.ContextVar("edu_flash_loading", default=False)

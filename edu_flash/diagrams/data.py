@@ -73,6 +73,10 @@ def _open(value, base: Path | None):
         return value
     if isinstance(value, np.ndarray):
         a = value.astype(np.float32)
+        if a.size == 0 or not np.isfinite(a).all():
+            raise ValueError("the array is empty or holds NaN/inf values")
+        if a.min() < 0 or a.max() > 255:
+            raise ValueError(f"pixel values must be in 0-1 or 0-255, found {a.min():g} to {a.max():g}")
         if a.max() <= 1.0:
             a = a * 255.0
         return Image.fromarray(a.clip(0, 255).astype(np.uint8).squeeze())

@@ -194,7 +194,10 @@ class Inference:
         from .data import positives
 
         norm, cols = self._read(data, activity, assessments, columns, need_label=True, name=name)
-        return norm, positives(norm.students["outcome"].tolist(), self.hparams.target, None, cols["label_column"])
+        from ..core.data import Table
+
+        where = Table(norm.students, norm.source, header_lines=-1)  # rows in the students table's order
+        return norm, positives(norm.students["outcome"].tolist(), self.hparams.target, where, cols["label_column"])
 
     def evaluate(self, data, *, week: int | None = None, k: int | None = None, name: str | None = None,
                  activity=None, assessments=None, **columns) -> dict:

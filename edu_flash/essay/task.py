@@ -31,6 +31,10 @@ def _minilm_folder() -> str:
         return "sentence-transformers/all-MiniLM-L6-v2"
 
 
+# No rubric scores in the millions: such a value is a data error (e.g. an id in the score column), not a range.
+MAX_SCORE = 1e6
+
+
 @dataclass
 class EssayHParams(TrainHParams):
     precision: str = choice("bf16-mixed", ("32", "bf16-mixed", "16-mixed", "bf16-true"))
@@ -122,7 +126,7 @@ class EssayScorer(Task):
         require_columns(table, roles)
         require_columns(table, {f"subgroup ({c})": c for c in cols["subgroups"]} if need_score else {})
         texts = check_text(table, cols["text"])
-        scores = check_numeric(table, cols["score"]) if need_score else None
+        scores = check_numeric(table, cols["score"], max_abs=MAX_SCORE, what="score") if need_score else None
         if roles["prompt"] is not None:
             prompts = check_labels(table, cols["prompt"])
         else:
