@@ -34,7 +34,6 @@ SETUPS["DiagramDiffusion/own-classes"] = SETUPS["DiagramDiffusion"]  # classes t
 # be taken off this list.
 KNOWN_FAILING: dict[str, str] = {
     "EssayScorer": "the snippet evaluates a test.csv the user may not have (the essay helper's snippet text)",
-    "PathRecommender": "the snippet's history uses items '7' and '12', which this model never saw (path helper)",
     "ProblemGenerator": "the snippet evaluates a test.jsonl the user may not have (problems helper)",
 }
 

@@ -321,3 +321,20 @@ def test_path_recommender_unknown_argument_lists_hyperparameters(tmp_path):
     with pytest.raises(ConfigError) as ei:
         PathRecommender("pfa").finetune(p, lrr=0.1)
     assert "'lrr'" in str(ei.value) and "'lr'" in str(ei.value) and "pfa_c" in str(ei.value)
+
+
+def test_numpy_scalars_read_as_plain_values_in_every_message():
+    import numpy as np
+
+    from edu_flash import ProblemGenerator
+
+    rows = ProblemGenerator.builtin_data(40).train
+    df = pd.DataFrame({"problem": [r["question"] for r in rows], "solution": [r["answer"] for r in rows],
+                       "difficulty": np.full(len(rows), 3, dtype=np.int64)})
+    df.loc[3, "difficulty"] = 9
+    with pytest.raises(DataError) as ei:
+        ProblemGenerator(n_layer=1, n_embd=32, n_head=2, vocab_size=300).finetune(df)
+    assert "difficulty 9 is not a level" in str(ei.value) and "np." not in str(ei.value)
+    e = DataError(f"value {np.float64(0.5)!r}, {np.str_('a')!r}, {np.int64(2)!r} and np.sum stays", source="x")
+    assert str(e) == "x: value 0.5, 'a', 2 and np.sum stays"
+    assert str(ConfigError(f"got {np.bool_(True)!r}")) == "got True"

@@ -5,9 +5,26 @@ reading a traceback.
 """
 from __future__ import annotations
 
+import re
+
+
+# numpy 2 writes scalars as np.int64(2) / np.float64(0.5) / np.str_('a'): a user wrote 2, 0.5, 'a'.
+_NUMPY_REPR = re.compile(r"\bnp\.(?:u?int|float|complex|bool|str|bytes|longdouble|datetime64|timedelta64)\w*"
+                         r"\(((?:[^()]|\([^()]*\))*)\)")
+
+
+def plain(text: str) -> str:
+    """A message with numpy scalar reprs written as the values the user wrote."""
+    if "np." not in text:
+        return text
+    return _NUMPY_REPR.sub(r"\1", re.sub(r"\bnp\.(True|False)_", r"\1", text))
+
 
 class EduFlashError(Exception):
     """Base of every error edu-flash raises on purpose."""
+
+    def __init__(self, *args):
+        super().__init__(*(plain(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(EduFlashError, ValueError):

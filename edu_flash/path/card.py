@@ -27,11 +27,13 @@ CARD_TEXT = CardText(
                  "inconsistency of DKT, Yeung & Yeung 2018), which is why a recommended item must have a positive "
                  "expected gain. Check planned paths before use. Context is the last `window` responses."),
     how_to_use=("from edu_flash import {cls}\n\nrec = {cls}.from_pretrained(\"{folder}\")\n"
-                "history = [(\"7\", 1), (\"7\", 0), (\"12\", 1)]     # (item, correct) in time order\n"
+                "start = rec.predict([])                 # before any answer: mastery per skill, P(correct) per item\n"
+                "items, skills = list(start[\"p_correct\"]), list(start[\"mastery\"])\n"
+                "history = [(items[0], 1), (items[0], 0), (items[-1], 1)]   # (item, correct) in time order\n"
                 "rec.predict(history)                    # {{'mastery': {{skill: p}}, 'p_correct': {{item: p}}}}\n"
-                "rec.recommend(history, k=5, goal_skills=[\"7\", \"12\"])   # best next items, expected gain > 0\n"
-                "print(rec.plan_path(history, goal_skills=[\"7\", \"12\"], steps=10))  # step / item / P(correct) / mastery\n"
-                "rec.evaluate(\"test.csv\")               # next-response AUC / ACC / RMSE"),
+                "rec.recommend(history, k=5, goal_skills=skills[:2])   # best next items, expected gain > 0\n"
+                "print(rec.plan_path(history, goal_skills=skills[:2], steps=10))  # step / item / P(correct) / mastery\n"
+                "# rec.evaluate(\"test.csv\")            # your held-out logs: next-response AUC / ACC / RMSE"),
     hf_task_type="tabular-classification",
     tags=("knowledge-tracing", "education", "recommendation"),
     headline_metrics=("auc", "acc", "rmse"),
