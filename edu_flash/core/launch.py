@@ -156,7 +156,7 @@ class _Relay(threading.Thread):
             try:
                 self.out.write(text)
                 self.out.flush()
-            except (OSError, ValueError):  # the caller's stream was closed
+            except (OSError, ValueError, AttributeError):  # the caller's stream was closed, or is None (pythonw)
                 pass
 
 
@@ -306,8 +306,15 @@ def _process_state(pid: int) -> str | None:
 
 
 def _tail(text: str) -> str:
-    text = text.strip()
+    text = "\n".join(line.rsplit("\r", 1)[-1] for line in text.strip().splitlines())  # progress bars: last state
     return f"\nits last output:\n{text[-2000:]}" if text else ""
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # None (pythonw) or closed
+        return False
 
 
 def _beat_s(timeout: float) -> float:
@@ -342,7 +349,7 @@ def spawn_finetune(task, data, val, *, hp, devices: int, strategy: str, resume: 
             "card": task.card.to_dict(), "init": init, "args": args, "devices": devices, "strategy": strategy,
             "resume": resume, "run_dir": str(run_dir), "max_memory": max_memory,
             "train_options": train_options or {},  # loggers / callbacks / profile as JSON (core.run_options)
-            "progress": sys.stderr.isatty() if progress is None else progress,
+            "progress": _isatty(sys.stderr) if progress is None else progress,
             "sys_path": [p for p in sys.path if isinstance(p, str)],
             "threads": max(1, (os.cpu_count() or 1) // devices), "beat_s": _beat_s(hp.timeout)})
         workers = _Workers(handoff, devices, hp.timeout)
