@@ -39,8 +39,9 @@ def test_path_recommender_from_a_dkt_file(tmp_path):
     dkt = tmp_path / "logs.txt"
     dkt.write_text("\n".join(lines) + "\n")
     m = PathRecommender("dkt", d_model=8, n_heads=2, window=20, max_epochs=1, batch_size=8)
-    m.finetune(dkt, devices=2, run_dir=tmp_path / "run", progress=False)
+    m.finetune(dkt, devices=2, run_dir=tmp_path / "run", progress=False, threads=1)
     _trained_with_two_ranks(m, "logs.txt")
+    assert m.card.procedure["CPU threads"] == 1  # each worker trained with the threads asked for
     skill = str(logs["skill"].iloc[0])
     mastery = m.predict([(skill, 1), (skill, 1)])["mastery"]
     assert mastery and all(0 <= v <= 1 for v in mastery.values())

@@ -323,7 +323,8 @@ def _beat_s(timeout: float) -> float:
 
 
 def spawn_finetune(task, data, val, *, hp, devices: int, strategy: str, resume: bool, run_dir,
-                   progress: bool | None, max_memory, data_kwargs: dict, train_options: dict | None = None):
+                   progress: bool | None, max_memory, data_kwargs: dict, train_options: dict | None = None,
+                   threads: int | None = None):
     """Train `task` in `devices` worker processes; load the result into `task` and return it."""
     import torch
 
@@ -351,7 +352,7 @@ def spawn_finetune(task, data, val, *, hp, devices: int, strategy: str, resume: 
             "train_options": train_options or {},  # loggers / callbacks / profile as JSON (core.run_options)
             "progress": _isatty(sys.stderr) if progress is None else progress,
             "sys_path": [p for p in sys.path if isinstance(p, str)],
-            "threads": max(1, (os.cpu_count() or 1) // devices), "beat_s": _beat_s(hp.timeout)})
+            "threads": threads, "beat_s": _beat_s(hp.timeout)})  # threads: each worker's share (core.threads)
         workers = _Workers(handoff, devices, hp.timeout)
         try:
             workers.wait()

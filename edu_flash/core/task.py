@@ -231,7 +231,7 @@ class Task:
             return spawn_finetune(self, data, val, hp=hp, devices=devices, strategy=strategy, resume=resume,
                                   run_dir=run_dir, progress=progress, max_memory=max_memory,
                                   data_kwargs={**kwargs, **({"dataset_name": dataset_name} if dataset_name else {})},
-                                  train_options=opts.to_json())
+                                  train_options=opts.to_json(), threads=threads)
         trainer = opts.trainer_for_classical(run_dir, self) if spec.engine != "torch" else None
         if spec.engine == "torch":
             from .trainer import Trainer

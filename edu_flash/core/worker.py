@@ -70,14 +70,10 @@ def _task_class(spec: str):
 
 
 def run(job: dict, handoff: Path, rank: int) -> None:
-    import torch
-
     from .card import CardData
     from .handoff import unpack
     from .io import write_json
 
-    if not torch.cuda.is_available():  # share the cores instead of oversubscribing them
-        torch.set_num_threads(job["threads"])
     cls = _task_class(job["task_class"])
     task = cls.from_pretrained(job["init"]) if job["init"] else cls(backbone=job["backbone"])
     task.hparams = cls.hparams_cls.from_dict(job["hparams"])
@@ -88,7 +84,7 @@ def run(job: dict, handoff: Path, rank: int) -> None:
     try:
         task.finetune(data, val, devices=job["devices"], strategy=job["strategy"], resume=job["resume"],
                       run_dir=job["run_dir"], progress=job["progress"], max_memory=job["max_memory"],
-                      **job["train_options"], **kwargs)
+                      threads=job["threads"], **job["train_options"], **kwargs)
         if rank == 0:
             import dataclasses
 
