@@ -176,3 +176,24 @@ def test_card_wall_time_covers_feature_building_and_the_threshold(monkeypatch):
     monkeypatch.setattr(fitting, "finish", finish)
     m = DropoutPredictor(backbone="logreg").finetune(_short())
     assert m.card.procedure["wall time (s)"] >= 1.2
+
+
+@pytest.mark.parametrize("backbone", ["logreg", "gbm"])
+def test_top_features_show_activity_and_assessments_as_whole_units(backbone):
+    """The parts of a student's activity pull against each other (a high click total raising the risk,
+    recent clicks lowering it), so top_features shows the whole: "activity: ..." with its total credit."""
+    d = sample_dropout_data(600, seed=4)
+    train, test = d.split(0.3, seed=0)
+    m = DropoutPredictor(backbone=backbone, max_week=12).finetune(train)
+    p = m.predict(test, week=6)
+    tops = p.loc[p["status"] == "active", "top_features"]
+    assert not tops.str.contains(r"clicks_|records_|asmt_").any()
+    assert tops.str.contains(r"activity: clicks \d+ in total, \d+ in the last 2 weeks; records").any()
+    feat, src = m.explain(test, week=6), m.explain(test, week=6, by="source")
+    assert src.loc[src["feature"] == "assessments", "value"].str.match(r"\d+ of \d+ due missed, mean score").all()
+    parts = feat[feat["feature"].str.contains("clicks|records")]
+    whole = parts.groupby("student")["contribution"].sum()
+    got = src[src["feature"] == "activity"].set_index("student")["contribution"]
+    np.testing.assert_allclose(got.loc[whole.index].to_numpy(), whole.to_numpy(), atol=1e-9)
+    top_part = parts.groupby("student")["contribution"].max()
+    assert ((top_part > 0.1) & (whole < 0)).any()  # what a part alone would have shown

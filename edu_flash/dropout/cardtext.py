@@ -20,7 +20,7 @@ BY_BACKBONE = {
 EXPLAINED = {"gbm": "path credits of each tree (Saabas / treeinterpreter), in log-odds; they sum exactly to the "
                     "score but over-credit features split near the roots",
              "logreg": "coefficient x standardised value, in log-odds against the average training student",
-             "gru": "occlusion: log-odds minus log-odds with the feature set to its training mean at every week"}
+             "gru": "occlusion: log-odds minus log-odds with the unit set to the training students' mean of each week"}
 
 
 def _weeks(m) -> dict:
@@ -154,8 +154,11 @@ def notes(m, prep, how_threshold: str) -> list[str]:
            "are not scored (they are no longer to be warned).",
            f"Weeks: {weeks}; default week {w['default']}.", f"Class imbalance: {balance}.",
            f"Flag threshold {st['threshold']:.3f} on the risk ({how_threshold}).",
-           f"Top features: {EXPLAINED[m.backbone]}; features that move together (|r| >= 0.9 at that week) are "
-           "explained together, as 'a & b'."]
+           f"Top features: {EXPLAINED[m.backbone]}, against the average training student at the same week. "
+           "All weekly-activity features count as one unit ('activity') and all assessment features as another "
+           "('assessments'): their parts pull against each other, so a part alone misleads. Static features that "
+           "move together (|r| >= 0.9 at that week) are explained together, as 'a & b'; explain(by='feature') "
+           "lists every feature."]
     report = st.get("static_report", {})
     for k in ("integer codes read as categories", "identifiers left out"):
         if report.get(k):

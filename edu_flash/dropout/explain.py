@@ -6,6 +6,12 @@ records) can get large credits of opposite sign that cancel: a low-risk student 
 training week, features whose values correlate at |r| >= COLLINEAR over the training students
 (complete linkage: every pair in a group, not a chain) are one explanation group: their credits
 are added (the GRU's occlusion removes them together) and shown as "a & b".
+
+`top_features` goes one step further: all weekly-activity features are one unit, "activity", and
+all assessment features one unit, "assessments". Their parts are not near-duplicates but still pull
+against each other (a high click total credited +0.5 next to recent clicks credited -0.3 and
+active weeks -0.2, for a student whose activity as a whole lowers the risk), so a part alone
+misleads; the whole does not. `explain(by="feature")` keeps every (grouped) feature.
 """
 from __future__ import annotations
 
@@ -65,3 +71,42 @@ def join_values(values: dict[str, list[str]], name: str) -> list[str]:
     if len(parts) == 1 or not all(p in values for p in parts):
         return values.get(name, [])
     return [JOIN.join(v) for v in zip(*(values[p] for p in parts))]
+
+
+ACTIVITY, ASSESSMENTS = "activity", "assessments"
+
+
+def source_names(names: list[str], dynamic: list[str]) -> dict[str, str]:
+    """(grouped) feature name -> "activity" / "assessments" when every member is one of those."""
+    dyn = set(dynamic) - {"week"}
+    out = {}
+    for n in names:
+        parts = n.split(JOIN)
+        if all(p in dyn and p.startswith("asmt_") for p in parts):
+            out[n] = ASSESSMENTS
+        elif all(p in dyn and not p.startswith("asmt_") for p in parts):
+            out[n] = ACTIVITY
+    return out
+
+
+def summary(unit: str, D: np.ndarray, dynamic: list[str], channels: list[str], week: int) -> list[str]:
+    """What a tutor reads for an "activity" / "assessments" unit, per student (rows of D)."""
+    col = {n: D[:, j] for j, n in enumerate(dynamic)}
+
+    def num(v) -> str:
+        return "none" if np.isnan(v) else f"{v:.0f}" if float(v).is_integer() else f"{v:.3g}"
+
+    rows = []
+    for i in range(len(D)):
+        if unit == ACTIVITY:
+            parts = []
+            for c in channels:
+                since = col[f"{c}_weeks_since_active"][i]
+                parts.append(f"{c} {num(col[f'{c}_total'][i])} in total, {num(col[f'{c}_last_2w'][i])} in the last "
+                             f"2 weeks" + (f", none for {num(since)} weeks" if since >= 1 else ""))
+            rows.append("; ".join(parts))
+        else:
+            due, missed, failed = col["asmt_due"][i], col["asmt_missed"][i], col["asmt_failed"][i]
+            text = f"{num(missed)} of {num(due)} due missed, mean score {num(col['asmt_score_mean'][i])}"
+            rows.append(text + (f", {num(failed)} below the pass mark" if failed >= 1 else ""))
+    return rows

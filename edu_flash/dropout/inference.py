@@ -25,9 +25,11 @@ def unbundle(data, activity, assessments, kw: dict):
 
 
 def _pairs(name: str, value: str) -> str:
-    """"a=1", or for features explained together "a=1 & b=2"."""
-    from .explain import JOIN
+    """"a=1", for features explained together "a=1 & b=2", for a unit "activity: ..."."""
+    from .explain import ACTIVITY, ASSESSMENTS, JOIN
 
+    if name in (ACTIVITY, ASSESSMENTS):
+        return f"{name}: {value}"
     names, vals = name.split(JOIN), value.split(JOIN)
     if len(names) != len(vals):
         return f"{name}={value}"
@@ -68,22 +70,28 @@ class Inference:
         data, activity, assessments = unbundle(data, activity, assessments, kw)
         return self._normalize(data, activity, assessments, kw, need_label=need_label, name=name)
 
-    def _score(self, norm, w: int, *, explain: bool = False) -> dict:
-        """Log-odds for the population at week w (NaN elsewhere), and per-feature credits if asked
-        (near-duplicate features at week w as one group: see explain.py)."""
+    def _score(self, norm, w: int, *, explain: bool = False, by: str = "feature") -> dict:
+        """Log-odds for the population at week w (NaN elsewhere), and credits if asked: per feature
+        (near-duplicates at week w as one group) or, by="source", with all activity features as one
+        unit and all assessment features as another (see explain.py)."""
         import numpy as np
 
-        from .explain import merged_names
+        from .explain import merged_names, source_names
 
         d = self._design()
         merge = merged_names(self.state.get("collinear", {}).get(str(w), []))
+        if by == "source":
+            merged = {g: merge.get(g, g) for g in d.dynamic_names}
+            units = source_names(list(set(merged.values())), d.dynamic_names)
+            merge = {g: units.get(m, m) for g, m in merged.items()} | {g: m for g, m in merge.items()
+                                                                        if g not in merged}
         named = lambda groups: [merge.get(g, g) for g in groups]  # noqa: E731
         if not self._torch:
             panel, D, X = d.at(norm, w)
             pop = panel.population(w)
             logit = np.full(len(pop), np.nan)
             logit[pop] = self.model.logit(X[pop])
-            out = {"pop": pop, "logit": logit, "dynamic": D, "panel": panel}
+            out = {"pop": pop, "logit": logit, "dynamic": D, "panel": panel, "week": w}
             if explain:
                 C, _ = self.model.contributions(X[pop])
                 ref = self.state.get("reference", {}).get(str(w))
@@ -101,7 +109,7 @@ class Inference:
         pop = panel.population(w)
         logit = np.full(len(pop), np.nan)
         s, st = self._scale(seq[pop], static[pop])
-        out = {"pop": pop, "logit": logit, "dynamic": panel.dynamic(w), "panel": panel}
+        out = {"pop": pop, "logit": logit, "dynamic": panel.dynamic(w), "panel": panel, "week": w}
         with self._threads():
             logit[pop] = logits_at(self.model, s, st)[:, -1] - self.state["shift"]
             if explain:
@@ -117,13 +125,18 @@ class Inference:
         groups: each member's)."""
         from .explain import JOIN, join_values
 
-        dyn = {n: j for j, n in enumerate(self._design().dynamic_names)}
+        from .explain import ACTIVITY, ASSESSMENTS, summary
+
+        d = self._design()
+        dyn = {n: j for j, n in enumerate(d.dynamic_names)}
         pop = scored["pop"]
         one = lambda g: ([_show(v) for v in scored["dynamic"][pop, dyn[g]].tolist()] if g in dyn  # noqa: E731
                          else [_show(v) for v in norm.students[g].to_numpy()[pop].tolist()] if g in norm.students
                          else [""] * int(pop.sum()))
-        members = {p: one(p) for g in names for p in g.split(JOIN)}
-        return {g: join_values(members, g) for g in names}
+        units = {u: summary(u, scored["dynamic"][pop], d.dynamic_names, d.channels, scored["week"])
+                 for u in (ACTIVITY, ASSESSMENTS) if u in names}
+        members = {p: one(p) for g in names if g not in units for p in g.split(JOIN)}
+        return {g: units[g] if g in units else join_values(members, g) for g in names}
 
     def predict(self, students, *, week: int | None = None, activity=None, assessments=None, top_k: int = 3, **columns):
         """Risk per student at `week` (default: the `cutoff_week` hyperparameter), as a DataFrame with
@@ -141,7 +154,7 @@ class Inference:
         import numpy as np
         import pandas as pd
 
-        r = self._score(norm, w, explain=top_k > 0)
+        r = self._score(norm, w, explain=top_k > 0, by="source")
         pop, panel = r["pop"], r["panel"]
         risk = 1 / (1 + np.exp(-r["logit"]))
         status = np.where(pop, "active", np.where(panel.withdrawn <= w, f"withdrawn by week {w}", "not registered yet"))
@@ -158,16 +171,21 @@ class Inference:
         return pd.DataFrame({"student": norm.students["student"], "week": w, "risk": risk,
                              "flagged": pop & (risk >= self.state["threshold"]), "status": status, "top_features": top})
 
-    def explain(self, students, *, week: int | None = None, activity=None, assessments=None, **columns):
-        """Every feature's credit for every student in the population at `week`, in log-odds (long
-        table: student, feature, value, contribution), most risk-raising first."""
+    def explain(self, students, *, week: int | None = None, by: str = "feature", activity=None, assessments=None,
+                **columns):
+        """Every feature's credit for every student in the population at `week`, in log-odds against
+        the average training student at that week (long table: student, feature, value,
+        contribution), most risk-raising first. by="source": the units `top_features` shows (all
+        activity features as "activity", all assessment features as "assessments")."""
         import numpy as np
         import pandas as pd
 
+        if by not in ("feature", "source"):
+            raise ConfigError(f"by must be 'feature' or 'source', got {by!r}")
         self._require_fitted()
         norm, _ = self._read(students, activity, assessments, columns, need_label=False, name="explain input")
         w = self._week(week)
-        r = self._score(norm, w, explain=True)
+        r = self._score(norm, w, explain=True, by=by)
         ids = norm.students["student"].to_numpy()[r["pop"]]
         values = self._values(norm, r, r["names"])
         df = pd.DataFrame({"student": np.repeat(ids, len(r["names"])), "feature": np.tile(r["names"], len(ids)),
