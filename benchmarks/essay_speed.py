@@ -33,8 +33,11 @@ Prediction rows (max length 512, held-out essays, a few essays of warm-up first 
   mean pooling and sigmoid head, saved with `save_pretrained` and loaded back. Also with
   batch_size 32 (the EssayScorer predict batch).
 * `EssayScorer.predict` in fp32 (length-sorted dynamic padding under inference mode) and in bf16.
+* onnxruntime on the graph `EssayScorer.export` writes, fed the same length-sorted batches: fp32
+  (`predict(runtime="onnxruntime")`), and for reference the graph after onnxruntime's transformer
+  optimizer and with int8 dynamic quantisation (essay_speed_predict.py).
 Scores are checked for identity against the pipeline in fp32 (max abs difference on the score scale,
-and how many rounded scores agree).
+and how many rounded scores agree). Training rows: essay_speed_train.py.
 
     python benchmarks/essay_speed.py --data ../shared/datasets/asap_aes        # ~6-7 min on a quiet 2-core CPU
     python benchmarks/essay_speed.py --n-train 64 --epochs 1 --skip bare,hf-defaults,hf-best --predict-repeats 3
@@ -53,10 +56,13 @@ import time
 from pathlib import Path
 
 from asap import ASAP_RANGES, read_asap
+from essay_speed_predict import bench_pipeline, bench_predict, bench_session, hf_equivalent, onnx_variants
+from essay_speed_train import train_bare, train_edu, train_hf
 
 EDU, BARE = "edu-flash (defaults: bf16, grouped)", "bare loop (bf16, grouped), reference"
 HF_DEF, HF_BEST = "HF Trainer defaults (fp32)", "HF Trainer bf16 + group_by_length"
 PIPE, P32, PBF = "pipeline (batch 1, default)", "EssayScorer.predict fp32", "EssayScorer.predict bf16"
+PORT = "EssayScorer.predict onnxruntime fp32"
 
 
 def parse_args(argv=None):
@@ -83,189 +89,11 @@ def load_asap(folder: Path, n: int, seed: int):
     return df[["essay_id", "essay", "prompt", "score"]].sample(n=n, random_state=seed).reset_index(drop=True)
 
 
-def scaled(df):
-    return [(s - ASAP_RANGES[p][0]) / (ASAP_RANGES[p][1] - ASAP_RANGES[p][0]) for s, p in zip(df["score"], df["prompt"])]
-
-
 def load_avg():
     try:
         return os.getloadavg()[0]
     except OSError:
         return float("nan")
-
-
-# ----------------------------------------------------------------------------- training
-def train_edu(train_df, args, run_dir: Path):
-    import edu_flash.core.trainer as T
-    from edu_flash import EssayScorer
-
-    timing = {}
-    real_fit = T.Trainer.fit
-
-    def timed_fit(self, job):
-        t, c = time.perf_counter(), time.process_time()
-        try:
-            return real_fit(self, job)
-        finally:
-            timing["fit_s"], timing["cpu_s"] = time.perf_counter() - t, time.process_time() - c
-
-    import edu_flash.core.checkpoint as C
-
-    real_save = C.save
-    timing["checkpoint_s"] = 0.0
-
-    def timed_save(*a, **kw):  # the epoch-end checkpoints the trainer writes by default
-        t = time.perf_counter()
-        try:
-            return real_save(*a, **kw)
-        finally:
-            timing["checkpoint_s"] += time.perf_counter() - t
-
-    T.Trainer.fit, C.save = timed_fit, timed_save
-    try:
-        t0 = time.perf_counter()
-        s = EssayScorer(backbone="all-MiniLM-L6-v2", max_length=args.max_length, batch_size=args.batch_size,
-                        max_epochs=args.epochs, seed=args.seed)
-        s.finetune(train_df, text_column="essay", score_column="score", prompt_column="prompt",
-                   score_ranges=ASAP_RANGES, run_dir=run_dir, progress=False)
-        total = time.perf_counter() - t0
-    finally:
-        T.Trainer.fit, C.save = real_fit, real_save
-    rep = s.last_train_report
-    steps_per_epoch = math.ceil(len(train_df) / args.batch_size)
-    losses = [float(r["value"]) for r in csv.DictReader(open(run_dir / "metrics.csv")) if r["metric"] == "train_loss"]
-    return s, {"train_s": timing["fit_s"], "end_to_end_s": total, "steps": rep.steps,
-               "checkpoint_s": timing["checkpoint_s"], "cpu_s": timing["cpu_s"],
-               "essays_per_s": len(train_df) * rep.epochs / timing["fit_s"],
-               "final_loss": statistics.mean(losses[-steps_per_epoch:])}
-
-
-def train_hf(train_df, args, out_dir: Path, *, best: bool):
-    import torch
-    from datasets import Dataset
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
-
-    from edu_flash.essay.task import _minilm_folder
-
-    src = _minilm_folder()
-    torch.manual_seed(args.seed)
-    tok = AutoTokenizer.from_pretrained(src)
-    model = AutoModelForSequenceClassification.from_pretrained(src, num_labels=1, problem_type="regression")
-    ds = Dataset.from_dict({"text": train_df["essay"].tolist(), "label": scaled(train_df)})
-    ds = ds.map(lambda b: tok(b["text"], truncation=True, max_length=args.max_length), batched=True,
-                remove_columns=["text"])
-    steps_per_epoch = math.ceil(len(train_df) / args.batch_size)
-    extra = {}
-    if best:  # transformers 5 renamed `group_by_length=True` to `train_sampling_strategy="group_by_length"`
-        fields = {f.name for f in dataclasses.fields(TrainingArguments)}
-        extra = {"bf16": True, **({"group_by_length": True} if "group_by_length" in fields
-                                  else {"train_sampling_strategy": "group_by_length"})}
-    targs = TrainingArguments(output_dir=str(out_dir), per_device_train_batch_size=args.batch_size,
-                              num_train_epochs=args.epochs, use_cpu=not torch.cuda.is_available(),
-                              disable_tqdm=True, logging_steps=steps_per_epoch, seed=args.seed, **extra)
-    trainer = Trainer(model=model, args=targs, train_dataset=ds, processing_class=tok)
-    t, c = time.perf_counter(), time.process_time()
-    out = trainer.train()
-    dt, cpu = time.perf_counter() - t, time.process_time() - c
-    logged = [r["loss"] for r in trainer.state.log_history if "loss" in r]
-    return {"train_s": dt, "end_to_end_s": None, "steps": out.global_step, "cpu_s": cpu,
-            "essays_per_s": len(train_df) * args.epochs / dt, "final_loss": logged[-1] if logged else None}
-
-
-def train_bare(train_df, args):
-    """Reference: a bare loop with bf16 autocast, length-grouped batches (edu-flash's batch_plan),
-    attention dropout 0, and EssayScorer's model and default hyperparameters; no checkpoints, no logs."""
-    import torch
-    import torch.nn.functional as F
-
-    from edu_flash.core.trainer import batch_plan
-    from edu_flash.essay.model import build_pretrained
-    from edu_flash.essay.task import EssayHParams, _minilm_folder
-
-    hp = EssayHParams()
-    torch.manual_seed(args.seed)
-    model, tok = build_pretrained(_minilm_folder(), dropout=hp.dropout, attention_dropout=0.0, pooling="mean")
-    ids = tok(train_df["essay"].tolist(), truncation=True, max_length=args.max_length)["input_ids"]
-    y_all = scaled(train_df)
-    lengths = [len(x) for x in ids]
-    from bare_loop import adamw_linear
-
-    total = math.ceil(len(ids) / args.batch_size) * args.epochs
-    opt, sched = adamw_linear(model, hp, total)
-    model.train()
-    losses = []
-    t, c = time.perf_counter(), time.process_time()
-    for epoch in range(args.epochs):
-        for b in batch_plan(len(ids), args.batch_size, seed=args.seed, epoch=epoch, lengths=lengths):
-            n = max(lengths[i] for i in b)
-            x = torch.zeros((len(b), n), dtype=torch.long)
-            m = torch.zeros((len(b), n), dtype=torch.long)
-            for r, i in enumerate(b):
-                x[r, :lengths[i]] = torch.tensor(ids[i])
-                m[r, :lengths[i]] = 1
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                loss = F.mse_loss(model(x, m).float(), torch.tensor([y_all[i] for i in b]))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), hp.clip_norm)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-    dt, cpu = time.perf_counter() - t, time.process_time() - c
-    spe = math.ceil(len(ids) / args.batch_size)
-    return {"train_s": dt, "end_to_end_s": None, "steps": total, "cpu_s": cpu, "essays_per_s": len(ids) * args.epochs / dt,
-            "final_loss": statistics.mean(losses[-spe:])}
-
-
-# ----------------------------------------------------------------------------- prediction
-def hf_equivalent(scorer, folder: Path):
-    """Save the trained EssayScorer's encoder + head as a Hugging Face model with the same forward."""
-    import torch
-    from torch import nn
-    from transformers import BertModel, BertPreTrainedModel
-    from transformers.modeling_outputs import SequenceClassifierOutput
-
-    class MeanPoolSigmoidRegressor(BertPreTrainedModel):
-        def __init__(self, config):
-            super().__init__(config)
-            self.bert = BertModel(config, add_pooling_layer=False)
-            self.dropout = nn.Dropout(config.hidden_dropout_prob)
-            self.head = nn.Linear(config.hidden_size, 1)
-            self.post_init()
-
-        def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, **kw):
-            h = self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                          token_type_ids=token_type_ids).last_hidden_state
-            m = attention_mask.unsqueeze(-1).to(h.dtype)
-            pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
-            return SequenceClassifierOutput(logits=torch.sigmoid(self.head(self.dropout(pooled)).float()))
-
-    enc = scorer.model.encoder
-    config = enc.config.__class__.from_dict(enc.config.to_dict())
-    config.num_labels, config.problem_type = 1, "regression"
-    hf = MeanPoolSigmoidRegressor(config)
-    sd = {("bert." + k[len("encoder."):] if k.startswith("encoder.") else k): v
-          for k, v in scorer.model.state_dict().items()}
-    missing, unexpected = hf.load_state_dict(sd, strict=False)
-    assert not unexpected and all("position_ids" in k for k in missing), (missing, unexpected)
-    hf.save_pretrained(str(folder))
-    scorer.tokenizer.save_pretrained(str(folder))
-    return MeanPoolSigmoidRegressor.from_pretrained(str(folder)).eval()
-
-
-def bench_pipeline(pipe, texts, batch_size, max_length):
-    pipe(texts[:4], batch_size=batch_size, truncation=True, max_length=max_length)  # warm-up
-    t, c = time.perf_counter(), time.process_time()
-    out = pipe(texts, batch_size=batch_size, truncation=True, max_length=max_length)
-    dt, cpu = time.perf_counter() - t, time.process_time() - c
-    return [o["score"] if isinstance(o, dict) else o[0]["score"] for o in out], dt, cpu
-
-
-def bench_predict(scorer, pred_df, precision):
-    scorer.predict(pred_df.iloc[:4], rounded=False, precision=precision)  # warm-up
-    t, c = time.perf_counter(), time.process_time()
-    out = scorer.predict(pred_df, rounded=False, precision=precision)
-    return out, time.perf_counter() - t, time.process_time() - c
 
 
 # ----------------------------------------------------------------------------- main
@@ -338,11 +166,14 @@ def main(argv=None):
         runs["pipeline (batch 32)"] = lambda: bench_pipeline(pipe, texts, 32, args.predict_max_length)
     runs[P32] = lambda: bench_predict(scorer, pred_df, "32")
     runs[PBF] = lambda: bench_predict(scorer, pred_df, "bf16-mixed")
+    runs[PORT] = lambda: bench_predict(scorer, pred_df, "32", runtime="onnxruntime")
+    for name, sess in onnx_variants(scorer, work, args.threads).items():  # reference rows, in [0, 1]
+        runs[name] = lambda sess=sess: bench_session(scorer, sess, texts)
     preds = {}
     for rep in range(args.predict_repeats):  # interleaved; the best wall and best CPU time are kept
         for name in (list(runs) if rep % 2 == 0 else list(runs)[::-1]):
             vals, dt, cpu = runs[name]()
-            if name.startswith("pipeline"):
+            if name.startswith(("pipeline", "onnxruntime")):
                 vals = unscale(vals)
             old = preds.get(name)
             preds[name] = (old[0] if old else vals, min(dt, old[1]) if old else dt, min(cpu, old[2]) if old else cpu)
@@ -390,6 +221,14 @@ def main(argv=None):
     print()
     for name, w, c, g in goals:
         print(f"goal {name}: {w:.2f}x wall, {c:.2f}x CPU time -> {'MET' if min(w, c) >= g else 'MISSED'}")
+    for name, (vals, dt, cpu) in preds.items():  # the issue's goal for any runtime: >= 2x with identical scores
+        if name in (PIPE, P32) or name.startswith("pipeline"):
+            continue
+        w, c = (len(texts) / dt) / (len(texts) / p[1]), (len(texts) / cpu) / (len(texts) / p[2])
+        same = sum(round(a) == round(b) for a, b in zip(vals, ref))
+        ok = min(w, c) >= 2.0 and same == len(ref)
+        print(f"goal {name} >= 2x pipeline, identical rounded scores: {w:.2f}x wall, {c:.2f}x CPU, "
+              f"{same}/{len(ref)} equal -> {'MET' if ok else 'MISSED'}")
     diff = max(abs(a - b) for a, b in zip(preds[P32][0], ref))
     print(f"fp32 scores identical to the pipeline's: max abs diff {diff:.2e} on the score scale "
           f"({'OK' if diff < 1e-4 else 'DIFFERENT'}); bf16 predict: {len(texts) / preds[PBF][1]:.2f} essays/s, "

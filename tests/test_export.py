@@ -126,3 +126,27 @@ def test_export_refuses_what_it_cannot_export(essays, tmp_path, trained):
     with pytest.raises(ConfigError, match=r"ending in \.onnx"):
         trained.scorer.export(tmp_path / "x.pt")
     assert not list(tmp_path.iterdir())
+
+
+def test_predict_on_onnxruntime(tiny_encoder, essays, tmp_path):
+    from conftest import TINY
+
+    cols = dict(text_column="essay", prompt_column="prompt")
+    reset_accelerate()
+    s = EssayScorer(backbone=str(tiny_encoder), max_epochs=1, **TINY).finetune(
+        essays.iloc[:64], run_dir=tmp_path / "a", loggers=None, progress=False, **cols)
+    test = essays.iloc[200:220]
+    on_torch = s.predict(test, rounded=False, **cols)
+    on_ort = s.predict(test, rounded=False, runtime="onnxruntime", **cols)
+    assert np.max(np.abs(np.array(on_torch) - np.array(on_ort))) < 1e-4
+    assert s.predict(test, runtime="onnxruntime", **cols) == s.predict(test, **cols)
+    graph = s._runtime_module[1]
+    reset_accelerate()
+    s.finetune(essays.iloc[64:128], run_dir=tmp_path / "b", loggers=None, progress=False, **cols)  # new weights
+    again = s.predict(test, rounded=False, runtime="onnxruntime", **cols)
+    assert s._runtime_module[1] is not graph  # re-exported, not the stale graph
+    assert np.max(np.abs(np.array(again) - np.array(s.predict(test, rounded=False, **cols)))) < 1e-4
+    with pytest.raises(ConfigError, match="fp32 graph"):
+        s.predict(test, runtime="onnxruntime", precision="bf16-mixed", **cols)
+    with pytest.raises(ConfigError, match="runtime must be"):
+        s.predict(test, runtime="tensorrt", **cols)

@@ -179,3 +179,52 @@ def session(path_or_bytes, threads: int | None = None):
         opts.intra_op_num_threads = threads
     src = path_or_bytes if isinstance(path_or_bytes, bytes) else str(path_or_bytes)
     return ort.InferenceSession(src, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+class OnnxModule:
+    """An onnxruntime session behind the call of the torch module it was exported from (positional
+    tensors in, a torch tensor out), for code written against the module (eval/train are no-ops)."""
+
+    training = False
+
+    def __init__(self, sess):
+        self.sess = sess
+        self.names = [i.name for i in sess.get_inputs()]
+
+    def __call__(self, *tensors):
+        import torch
+
+        feed = {n: t.detach().cpu().numpy() for n, t in zip(self.names, tensors)}
+        return torch.from_numpy(self.sess.run(None, feed)[0])
+
+    def eval(self):
+        return self
+
+    def train(self, mode: bool = True):
+        return self
+
+
+def runtime_module(task):
+    """The task's network on onnxruntime for `predict(runtime="onnxruntime")`: exported once (to a
+    temporary file, checked like `export`), cached on the task until `finetune` changes its weights;
+    intra-op threads as many as torch's."""
+    import shutil
+
+    import torch
+
+    key = id(task.model)
+    cached = task.__dict__.get("_runtime_module")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    folder = Path(tempfile.mkdtemp(prefix="edu-flash-onnx-"))
+    try:
+        was = bool(getattr(task.model, "training", False))
+        try:
+            export_onnx(task._export_spec(), folder / "model.onnx")
+        finally:
+            task.model.train(was)
+        module = OnnxModule(session(folder / "model.onnx", threads=torch.get_num_threads()))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    task._runtime_module = (key, module)
+    return module

@@ -167,6 +167,7 @@ class Task:
         `lr="auto"` picks the learning rate with `lr_find` first.
         `threads`: CPU threads while training (None: the free cores, see core/threads.py; 0: leave alone).
         """
+        self.__dict__.pop("_runtime_module", None)  # core.export's cached onnxruntime graph: weights change
         hp_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in self.hparams_cls.names()}
         if "precision" in hp_kw:
             hp_kw["precision"] = str(hp_kw["precision"])

@@ -245,20 +245,33 @@ class EssayScorer(Task):
                         lengths=[len(x) for x in ids], validate=validate, monitor="qwk_avg", mode="max")
 
     # ------------------------------------------------------------------ inference
-    def _predict_scaled(self, texts: list[str], prompts: list[str], precision: str | None) -> list[float]:
+    def _predict_scaled(self, texts: list[str], prompts: list[str], precision: str | None,
+                        runtime: str = "torch") -> list[float]:
         if self.backbone_spec().engine == "sklearn":
             return [float(v) for v in self.model.predict(texts, prompts)]
         from .model import predict_scaled
 
-        return predict_scaled(self.model, self.tokenizer, texts, max_length=self.hparams.max_length,
-                              batch_size=self.hparams.predict_batch_size, precision=precision or "32")
+        model, device = self.model, None
+        if runtime == "onnxruntime":  # core.export: the exported graph, same batching
+            import torch
+
+            from ..core.export import runtime_module
+
+            if precision not in (None, "32"):
+                raise ConfigError(f"runtime='onnxruntime' runs the fp32 graph; precision={precision!r} is torch's")
+            model, device = runtime_module(self), torch.device("cpu")
+        elif runtime != "torch":
+            raise ConfigError(f"runtime must be 'torch' or 'onnxruntime', got {runtime!r}")
+        return predict_scaled(model, self.tokenizer, texts, max_length=self.hparams.max_length,
+                              batch_size=self.hparams.predict_batch_size, precision=precision or "32", device=device)
 
     def predict(self, inputs, *, prompt=None, rounded: bool = True, precision: str | None = None,
-                text_column: str | None = None, prompt_column: str | None = None):
+                text_column: str | None = None, prompt_column: str | None = None, runtime: str = "torch"):
         """One essay -> one score; a list of essays, a DataFrame, a path or records -> a list of scores.
 
         Scores are mapped back to the prompt's range and rounded into it (rounded=False: unrounded).
-        `precision="bf16-mixed"` runs the encoder under bf16 autocast (faster on recent CPUs and GPUs).
+        `precision="bf16-mixed"` runs the encoder under bf16 autocast (faster on recent CPUs and GPUs);
+        `runtime="onnxruntime"` runs the graph `export` writes (fp32; exported once, then cached).
         """
         self._require_fitted()
         single = isinstance(inputs, str) and not _is_data_file(inputs)
@@ -270,7 +283,7 @@ class EssayScorer(Task):
             table = read_table(inputs, name="predict input")
         texts, _, prompts = self._read(table, cols, need_score=False, prompt=prompt)
         self._check_known_prompts(prompts, table, cols["prompt"] if cols["prompt"] in table.df.columns else None)
-        scaled = self._predict_scaled(texts, prompts, precision)
+        scaled = self._predict_scaled(texts, prompts, precision, runtime)
         out = [self._unscale(s, p, rounded) for s, p in zip(scaled, prompts)]
         return out[0] if single else out
 
