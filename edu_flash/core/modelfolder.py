@@ -118,16 +118,12 @@ def check_no_remote_code(folder: str | os.PathLike) -> None:
 def check_weight_files(folder: str | os.PathLike, manifest: dict | None = None) -> None:
     """Every *.safetensors file must be one (headers read, no tensor loaded), model.safetensors must
     exist, and each tensor must have the name, dtype and shape `manifest` (config.json) records."""
-    from safetensors import safe_open
-
     folder = Path(folder)
     if not (folder / "model.safetensors").exists():
         raise CheckpointError(f"{folder}: model.safetensors is missing")
     for p in sorted(folder.glob("*.safetensors")):
         try:
-            with safe_open(str(p), "np") as f:
-                found = {k: {"dtype": f.get_slice(k).get_dtype(), "shape": list(f.get_slice(k).get_shape())}
-                         for k in f.keys()}
+            found = _tensors(p)
         except Exception as e:  # SafetensorError, OSError, ValueError: all mean the file is not usable
             kind = _sniff(p)
             if kind:
@@ -142,14 +138,15 @@ def check_weight_files(folder: str | os.PathLike, manifest: dict | None = None) 
 
 def tensor_manifest(folder: str | os.PathLike) -> dict:
     """{file: {tensor: {dtype, shape}}} of every *.safetensors file in `folder`, for config.json."""
+    return {p.name: _tensors(p) for p in sorted(Path(folder).glob("*.safetensors"))}
+
+
+def _tensors(path: Path) -> dict:
+    """{tensor: {dtype, shape}} from a safetensors header (no tensor data is read)."""
     from safetensors import safe_open
 
-    out = {}
-    for p in sorted(Path(folder).glob("*.safetensors")):
-        with safe_open(str(p), "np") as f:
-            out[p.name] = {k: {"dtype": f.get_slice(k).get_dtype(), "shape": list(f.get_slice(k).get_shape())}
-                           for k in f.keys()}
-    return out
+    with safe_open(str(path), "np") as f:
+        return {k: {"dtype": f.get_slice(k).get_dtype(), "shape": list(f.get_slice(k).get_shape())} for k in f.keys()}
 
 
 def _difference(expected: dict, found: dict) -> str:
