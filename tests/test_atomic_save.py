@@ -149,3 +149,11 @@ def _dead_pid() -> int:
     p = subprocess.Popen([sys.executable, "-c", "pass"])
     p.wait()
     return p.pid
+
+
+def test_a_saved_folder_has_the_permissions_of_any_new_folder(trained, tmp_path):
+    """Not the 0700 of a temp folder: a model saved for a team must be readable by the team."""
+    mask = os.umask(0)
+    os.umask(mask)
+    folder = trained.scorer.save_pretrained(tmp_path / "shared-model")
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~mask

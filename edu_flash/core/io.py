@@ -20,9 +20,9 @@ import json
 import math
 import os
 import re
+import secrets
 import shutil
 import socket
-import tempfile
 import time
 from pathlib import Path
 
@@ -122,6 +122,18 @@ def settle_all(folder: str | os.PathLike) -> None:
             settle(folder / name)
 
 
+def _new_dir(prefix: Path) -> Path:
+    """A fresh folder named prefix + random, with the permissions of any folder the user makes
+    (tempfile.mkdtemp's would be 0700, and the renamed model folder unreadable to anyone else)."""
+    while True:
+        p = prefix.with_name(prefix.name + secrets.token_hex(4))
+        try:
+            p.mkdir()
+            return p
+        except FileExistsError:
+            continue
+
+
 def _mtime(p: Path) -> float:
     try:
         return p.stat().st_mtime
@@ -140,7 +152,7 @@ def atomic_folder(target: str | os.PathLike):
     target.parent.mkdir(parents=True, exist_ok=True)
     settle(target)
     tag = _tag()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{tag}-", dir=target.parent))
+    tmp = _new_dir(target.with_name(f".{target.name}.tmp-{tag}-"))
     new, old = target.with_name(f".{target.name}.new-{tag}"), target.with_name(f".{target.name}.old-{tag}")
     try:
         yield tmp
