@@ -166,7 +166,8 @@ def test_integer_codes_are_categories_and_the_report_names_the_numbers(data):
     st = data.students.assign(course_id=data.students["code_module"].map(codes),
                               school=np.where(np.arange(len(data.students)) % 3 == 0, 311, 517),
                               unit=np.array([1042, 2077, 3311])[np.arange(len(data.students)) % 3],
-                              length_days=np.array([234, 241, 269])[np.arange(len(data.students)) % 3])
+                              length_days=np.array([234, 241, 269])[np.arange(len(data.students)) % 3],
+                              module_presentation_length=np.array([240, 269])[np.arange(len(data.students)) % 2])
     d = DropoutData(st.drop(columns="code_module"), data.activity, data.assessments,
                     columns={**data.columns, "static_columns": None})
     with warnings.catch_warnings():
@@ -176,7 +177,9 @@ def test_integer_codes_are_categories_and_the_report_names_the_numbers(data):
     assert kinds["course_id"] == kinds["school"] == kinds["unit"] == "cat"  # codes, not quantities
     assert kinds["num_of_prev_attempts"] == kinds["studied_credits"] == kinds["length_days"] == "num"
     td = m.card.training_data
-    assert td["static features read as numbers"] == "num_of_prev_attempts, studied_credits, length_days"
+    assert kinds["module_presentation_length"] == "num"  # names a module, but is a length
+    assert td["static features read as numbers"] == ("num_of_prev_attempts, studied_credits, length_days, "
+                                                     "module_presentation_length")
     assert "course_id" in td["static features read as categories"]
     assert any("integer codes read as categories: course_id, school, unit" in n for n in m.card.notes)
     forced = DropoutPredictor(backbone="logreg", max_week=10).finetune(d, numeric_columns=["school"])

@@ -17,10 +17,12 @@ BY_BACKBONE = {
     "gru": ("hidden_size", "num_layers", "dropout", "lr", "weight_decay", "max_epochs", "max_steps", "batch_size",
             "patience", "warmup_ratio", "scheduler", "grad_accum", "clip_norm", "precision", "torch_threads"),
 }
-EXPLAINED = {"gbm": "path credits of each tree (Saabas / treeinterpreter), in log-odds; they sum exactly to the "
-                    "score but over-credit features split near the roots",
-             "logreg": "coefficient x standardised value, in log-odds against the average training student",
-             "gru": "occlusion: log-odds minus log-odds with the unit set to the training students' mean of each week"}
+EXPLAINED = {"gbm": "path credits of each tree (Saabas / treeinterpreter) minus the average training student's at "
+                    "the same week, in log-odds; path credits over-credit features split near the roots",
+             "logreg": "coefficient x standardised value minus the average training student's at the same week, "
+                       "in log-odds",
+             "gru": "occlusion: log-odds minus log-odds with the unit replaced by the training students' mean at "
+                    "each week"}
 
 
 def _weeks(m) -> dict:
@@ -154,7 +156,7 @@ def notes(m, prep, how_threshold: str) -> list[str]:
            "are not scored (they are no longer to be warned).",
            f"Weeks: {weeks}; default week {w['default']}.", f"Class imbalance: {balance}.",
            f"Flag threshold {st['threshold']:.3f} on the risk ({how_threshold}).",
-           f"Top features: {EXPLAINED[m.backbone]}, against the average training student at the same week. "
+           f"Top features: {EXPLAINED[m.backbone]}. "
            "All weekly-activity features count as one unit ('activity') and all assessment features as another "
            "('assessments'): their parts pull against each other, so a part alone misleads. Static features that "
            "move together (|r| >= 0.9 at that week) are explained together, as 'a & b'; explain(by='feature') "

@@ -32,6 +32,12 @@ _ID_WORDS = {"id", "ids", "uid", "code", "codes", "course", "module", "school", 
              "district", "email", "mail", "username", "login", "key", "cid", "sid", "pid", "gid"}
 
 
+# words that make a column a quantity even when it also names a thing ("module_presentation_length")
+_QUANTITY_WORDS = {"length", "len", "count", "counts", "num", "number", "credits", "credit", "days", "weeks",
+                   "hours", "minutes", "duration", "size", "total", "attempts", "score", "scores", "age", "amount",
+                   "year", "years", "rate", "grade", "points"}
+
+
 def _words(name: str) -> set[str]:
     import re
 
@@ -54,7 +60,8 @@ def read_as(col: pd.Series, name: str) -> tuple[str, str]:
         return "cat", "text"
     integral = bool(n) and bool(np.all(np.isfinite(vals.to_numpy(dtype=float)))) and \
         bool(np.all(np.mod(vals.to_numpy(dtype=float), 1) == 0))
-    if integral and _words(name) & _ID_WORDS:
+    words = _words(name)
+    if integral and words & _ID_WORDS and not words & _QUANTITY_WORDS:
         if n >= 20 and distinct > 0.5 * n and distinct > 10:
             return "id", f"an identifier ({distinct} distinct values in {n} rows)"
         return "cat", "integer codes (the name says what they identify)"
