@@ -249,7 +249,10 @@ class _Workers:
         without raising (signal, os._exit, the out-of-memory killer); a rank that raised."""
         reports = {}
         for f in sorted(self.handoff.glob("error-rank*.json")):
-            info = read_json(f)
+            try:
+                info = read_json(f)
+            except (OSError, ValueError):  # killed while writing it
+                continue
             reports[info["rank"]] = info
             cls = getattr(errors, info.get("type", ""), None)
             if (info.get("module", "").startswith("edu_flash") and isinstance(cls, type)
