@@ -277,6 +277,7 @@ def _size(obj) -> int | None:
 
 def _comparison_markdown(recipe: Recipe, board, splits, command: str) -> str:
     from .core.card import md_table
+    from .leaderboard import _folder_name
 
     cols = ["backbone", *([recipe.metric] if recipe.metric in board else []),
             *[c for c in board.columns if c not in ("backbone", recipe.metric, "model_dir", "error")],
@@ -298,6 +299,11 @@ def _comparison_markdown(recipe: Recipe, board, splits, command: str) -> str:
                            "protocol": r.get("protocol", ""), "citation": r["citation"]}
                           for r in recipe.reference_results])]
     out += [f"- {n}" for n in recipe.notes]
+    others = [b for b, e in zip(board["backbone"], board["error"] if "error" in board else [None] * len(board))
+              if e != e or e is None][1:]
+    if others:
+        out.append("The other backbones' own cards (their evaluation, examples and settings) are published beside "
+                   "this one: " + ", ".join(f"`backbones/{_folder_name(b)}.md`" for b in others) + ".")
     return "\n\n".join(out)
 
 
@@ -308,7 +314,7 @@ def bench(recipe: Recipe | str | os.PathLike, *, data_root: str | os.PathLike = 
     """Run a recipe: compare its backbones, then write `out/<task>/` with leaderboard.csv / .md / .png
     and the best model's card (README.md); the trained models stay under run_root. Returns the board."""
     from .core.io import atomic_folder
-    from .leaderboard import compare
+    from .leaderboard import _folder_name, compare
 
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     if quick:
@@ -340,6 +346,10 @@ def bench(recipe: Recipe | str | os.PathLike, *, data_root: str | os.PathLike = 
         for f in Path(ok.iloc[0]["model_dir"]).iterdir():
             if f.suffix in (".png", ".md"):
                 shutil.copy2(f, tmp / f.name)
+        for model_dir, name in zip(ok["model_dir"].iloc[1:], ok["backbone"].iloc[1:]):  # every backbone's own card
+            if (Path(model_dir) / "README.md").exists():
+                (tmp / "backbones").mkdir(exist_ok=True)
+                shutil.copy2(Path(model_dir) / "README.md", tmp / "backbones" / f"{_folder_name(name)}.md")
         board.drop(columns=[c for c in ("model_dir",) if c in board]).to_csv(tmp / "leaderboard.csv", index=False)
         (tmp / "leaderboard.md").write_text(f"# {recipe.title}\n\n{section}\n", encoding="utf-8")
         from .leaderboard import plot_leaderboard

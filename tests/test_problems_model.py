@@ -2,6 +2,8 @@
 with re-sampling, evaluation, save/load round trip, the card, and a seq2seq (T5) backbone."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from conftest import has_pickle, reset_accelerate
@@ -23,7 +25,7 @@ def trained(tmp_path_factory, one_thread):
     # short problems (difficulty 1-2, two topics) so a few optimizer steps teach the format
     train = sample_problems(192, seed=0, topics=("baking", "farm"), difficulties=(1, 2))
     val = sample_problems(24, seed=1, topics=("baking", "farm"), difficulties=(1, 2))
-    g = ProblemGenerator(max_epochs=8, **TINY_LM)
+    g = ProblemGenerator("gpt2-scratch", max_epochs=12, **TINY_LM)
     out = g.finetune(train, val=val, run_dir=tmp_path_factory.mktemp("pg") / "run", progress=False)
     assert out is g
     reset_accelerate()
@@ -35,6 +37,8 @@ def test_untrained_generator_refuses():
 
     with pytest.raises(NotFittedError):
         ProblemGenerator().generate(n=1)
+    with pytest.raises(NotFittedError):
+        ProblemGenerator("gpt2-scratch").generate(n=1)
 
 
 def test_trained_model_generates_parseable_problems(trained):
@@ -56,8 +60,8 @@ def test_generate_returns_only_verified_and_reports_rejections(trained):
     from edu_flash.problems.verify import verify_solution
 
     for p in out:
-        assert p["verified"] and verify_solution(p["solution"]).ok and p["topic"] == "baking"
-        assert p["overlap"] < g.hparams.max_overlap
+        assert p["verified"] and p["usable"] and verify_solution(p["solution"]).ok and p["topic"] == "baking"
+        assert p["structural_novel"]  # a language model's default novelty is "new"
     assert g.generate(topic="baking", difficulty=1, n=4, seed=0) == out  # seeded
     g.generate(topic="baking", difficulty=1, n=2, seed=0, calculator=False)
     assert g.last_generation["calculator"] is False and g.hparams.calculator is True
@@ -70,15 +74,17 @@ def test_generate_returns_only_verified_and_reports_rejections(trained):
 def test_evaluate_and_card(trained, tmp_path):
     g, val = trained
     m = g.evaluate(val, n_samples=10, name="procedural-val")
-    for k in ("perplexity", "verified_valid_rate", "novelty", "distinct_2", "difficulty_spearman", "parse_rate",
-              "grounded_rate", "verified_valid_rate_calculator", "verified_valid_rate_no_calculator"):
+    for k in ("perplexity", "verified_valid_rate", "usable_rate", "surface_novelty", "structural_novelty", "distinct_2",
+              "difficulty_spearman", "parse_rate", "grounded_rate", "question_rate", "verified_valid_rate_calculator",
+              "verified_valid_rate_no_calculator"):
         assert k in m
     assert m["calculator"] is True and m["verified_valid_rate"] == m["verified_valid_rate_calculator"]
     assert 1.0 < m["perplexity"] < 50 and 0.0 <= m["verified_valid_rate"] <= 1.0
     folder = g.save_pretrained(tmp_path / "model")
     card = (folder / "README.md").read_text()
     assert "verified_valid_rate_no_calculator" in card and "difficulty_spearman" in card and "Out-of-scope" in card
-    assert "training solutions passing the verifier" in card and has_pickle(folder) == []
+    assert "solutions failing the verifier (left out)" in card and has_pickle(folder) == []
+    assert "problems drawn at random from generate()" in card and "usable_rate" in card
 
 
 def test_save_load_round_trip(trained, tmp_path):
@@ -91,7 +97,7 @@ def test_save_load_round_trip(trained, tmp_path):
     a = g._draw([("farm", 2)] * 3, seed=5, temperature=0.7, top_p=0.95)
     b = g2._draw([("farm", 2)] * 3, seed=5, temperature=0.7, top_p=0.95)
     assert [x.get("problem") for x in a] == [x.get("problem") for x in b]
-    assert g2.index.overlap("anything at all here") == g.index.overlap("anything at all here")
+    assert g2.index.judge("Ann has 3 eggs.", "<<3*2=6>>6", 0.8) == g.index.judge("Ann has 3 eggs.", "<<3*2=6>>6", 0.8)
 
 
 def test_calculator_writes_every_step_value(trained):
@@ -100,10 +106,12 @@ def test_calculator_writes_every_step_value(trained):
     slots = [("baking", 1), ("farm", 2)] * 6
     on = g._draw(slots, seed=3, temperature=0.7, top_p=0.95, calculator=True)
     off = g._draw(slots, seed=3, temperature=0.7, top_p=0.95, calculator=False)
-    wrong_step = [e for d in on for e in d["errors"] if e.startswith("step") and " is " in e]
-    assert wrong_step == [], wrong_step
+    def wrong_steps(draws):  # "step 2: 5*3 is 15, not 16": an annotation's own arithmetic
+        return [p for d in draws for e in d["errors"] for p in e.split("; ") if re.match(r"step \d+: .+ is .+, not ", p)]
+
+    assert wrong_steps(on) == [], wrong_steps(on)
     assert sum(d["verified"] for d in on) >= sum(d["verified"] for d in off)
-    assert any(e.startswith("step") and " is " in e for d in off for e in d["errors"])
+    assert wrong_steps(off)
 
 
 def test_tied_gpt2_checkpoints_resume_and_reload(tmp_path):
@@ -117,12 +125,14 @@ def test_tied_gpt2_checkpoints_resume_and_reload(tmp_path):
     data = sample_problems(32, seed=4, topics=("farm",), difficulties=(1,))
     kw = dict(n_layer=1, n_embd=32, n_head=2, vocab_size=300, max_length=96, batch_size=8, lr=3e-3,
               precision="32", dropout=0.0, warmup_ratio=0.0, scheduler="constant", max_epochs=2, checkpoint_every=2)
-    full = ProblemGenerator(**kw).finetune(data, run_dir=tmp_path / "full", progress=False)
+    full = ProblemGenerator("gpt2-scratch", **kw).finetune(data, run_dir=tmp_path / "full", progress=False)
     reset_accelerate()
-    part = ProblemGenerator(max_steps=3, keep_checkpoints=True, **kw).finetune(data, run_dir=tmp_path / "run", progress=False)
+    part = ProblemGenerator("gpt2-scratch", max_steps=3, keep_checkpoints=True, **kw).finetune(
+        data, run_dir=tmp_path / "run", progress=False)
     assert part.last_train_report.steps == 3
     reset_accelerate()
-    rest = ProblemGenerator(**kw).finetune(data, run_dir=tmp_path / "run", resume=True, progress=False)
+    rest = ProblemGenerator("gpt2-scratch", **kw).finetune(data, run_dir=tmp_path / "run", resume=True,
+                                                           progress=False)
     assert rest.last_train_report.resumed_from.endswith("step-00000003") and rest.last_train_report.steps == 8
     for a, b in zip(full.model.state_dict().values(), rest.model.state_dict().values()):
         assert torch.equal(a, b)
@@ -143,6 +153,7 @@ def test_seq2seq_t5_backbone(tmp_path):
     data = sample_problems(32, seed=2, topics=("school",), difficulties=(1,))
     folder = make_tiny_backbone(tmp_path / "t5", [p["question"] + p["answer"] for p in data], "t5")
     g = ProblemGenerator(backbone=str(folder), max_epochs=1, **{**TINY_LM, "max_new_tokens": 24})
+    assert not g.uses_templates
     g.finetune(data, run_dir=tmp_path / "run", progress=False)
     assert g._kind() == "seq2seq"
     g.generate(topic="school", difficulty=1, n=2, seed=0, max_attempts=1)
@@ -156,26 +167,26 @@ def test_seq2seq_t5_backbone(tmp_path):
     reset_accelerate()
 
 
-def test_require_grounded_rejects_solutions_on_invented_numbers(trained, monkeypatch):
-    """A verified draw whose first step uses a number the story never states is re-sampled when
-    require_grounded is on, and reported under its own reason."""
+def test_generate_rejects_unusable_draws_and_says_why(trained, monkeypatch):
+    """A verified draw whose step uses a number the story never states (the issue's "Each bag holds 9
+    apples" solved with 5*7) is re-sampled, and reported under the failed check."""
+    from edu_flash.problems import generation as G
+
     g, _ = trained
-    bad = {"parsed": True, "verified": True, "overlap": 0.0, "grounded": False, "realised_difficulty": 1,
-           "problem": "Ben buys 5 bags of 9 apples. How many apples?", "solution": "<<5*7=35>>35\n#### 35",
-           "answer": "35", "errors": []}
-    good = {**bad, "grounded": True, "solution": "<<5*9=45>>45\n#### 45", "answer": "45"}
+    bad = {"problem": "Ben buys 5 bags and each bag holds 9 apples. How many apples does Ben have?",
+           "solution": "5*7 = <<5*7=35>>35\n#### 35", "answer": "35"}
+    good = {**bad, "solution": "5*9 = <<5*9=45>>45\n#### 45", "answer": "45"}
     calls = []
 
-    def fake_draw(slots, seed, temperature, top_p, calculator=None):
+    def fake_draw(gen, slots, *args):
         calls.append(len(slots))
         row = bad if len(calls) == 1 else good
-        return [{**row, "topic": t, "difficulty": d} for t, d in slots]
+        return [{**row, "topic": t, "difficulty": d, "parsed": True} for t, d in slots]
 
-    monkeypatch.setattr(g, "_draw", fake_draw)
-    monkeypatch.setattr(g, "hparams", g.hparams.replace(require_grounded=True))
+    monkeypatch.setattr(G, "draw_lm", fake_draw)
     out = g.generate(topic="farm", difficulty=1, n=2, seed=0)
-    assert [p["solution"] for p in out] == [good["solution"]] * 2 and all(p["grounded"] for p in out)
-    assert g.last_generation["rejected_by_reason"] == {"ungrounded": 2} and calls == [2, 2]
-    monkeypatch.setattr(g, "hparams", g.hparams.replace(require_grounded=False))
+    assert [p["solution"] for p in out] == [good["solution"]] * 2 and all(p["usable"] for p in out)
+    assert g.last_generation["rejected_by_reason"] == {"unusable (grounded)": 2} and calls == [2, 2]
     calls.clear()
-    assert [p["solution"] for p in g.generate(topic="farm", difficulty=1, n=1, seed=0)] == [bad["solution"]]
+    assert [p["solution"] for p in g.generate(topic="farm", difficulty=1, n=1, seed=0, verify=False)] == \
+        [bad["solution"]]

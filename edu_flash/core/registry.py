@@ -24,7 +24,8 @@ _NOT_TASKS = {"core", "cli"}
 class Backbone:
     """A named model family a task can train.
 
-    engine: "torch" (trained by the shared trainer) or "sklearn" (fit in-process).
+    engine: "torch" (trained by the shared trainer), or "sklearn" / "python" (fit in-process by the task's
+    `_fit_classical`: a scikit-learn model, or plain Python such as ProblemGenerator's templates).
     source: what the task builds it from: a hub id, a local folder, or a callable returning one
     (so an optional package that ships weights is looked up only when the backbone is used).
     """

@@ -261,8 +261,8 @@ class Task:
             import torch
 
             self._fit_classical(prepared)
-            procedure = {"engine": "scikit-learn (in-process)", "hardware": hardware_name(torch.device("cpu")),
-                         "wall time (s)": None}
+            engine = {"sklearn": "scikit-learn (in-process)"}.get(spec.engine, f"{spec.engine} (in-process)")
+            procedure = {"engine": engine, "hardware": hardware_name(torch.device("cpu")), "wall time (s)": None}
         self.card.backbone = self.backbone
         self.card.base_model = spec.name if spec.engine == "torch" else None
         self.card.training_data = self._describe_data(prepared)

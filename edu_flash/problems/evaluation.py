@@ -86,52 +86,85 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return float(spearmanr(np.asarray(x, float), np.asarray(y, float))[0])
 
 
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+def generation_metrics(samples: list[dict]) -> dict:
+    """samples: one judged draw per slot (generation.judge), before any filtering. Rates are over all
+    draws (a draw that did not parse fails every check); novelty rates over parsed draws."""
+    from .usability import CHECKS
 
-
-def numbers(text: str) -> list[str]:
-    """Number literals as written, thousands separators dropped ("1,200.50" -> "1200.50")."""
-    return _NUMBER.findall(re.sub(r"(?<=\d),(?=\d{3}\b)", "", text))
-
-
-def grounded(problem: str, solution: str) -> bool:
-    """Do the numbers of the solution's first `<<expr=value>>` step all appear in the problem text?
-    A cheap check that the solution works on the story's quantities rather than on invented ones
-    (a verified solution can still compute something unrelated to the question). Numbers a story
-    writes as words ("twice", "a dozen") count as missing, so human-written data scores below 1."""
-    from .verify import STEP
-
-    m = STEP.search(solution)
-    if m is None:
-        return False
-    given = {str(float(x)) for x in numbers(problem)}
-    return all(str(float(x)) in given for x in numbers(m.group(1)))
-
-
-def generation_metrics(samples: list[dict], max_overlap: float) -> dict:
-    """samples: one dict per raw draw (before any filtering) with requested/realised difficulty,
-    `parsed`, `verified` and `overlap` (max n-gram overlap with the training set)."""
     n = len(samples)
     parsed = [s for s in samples if s["parsed"]]
-    verified = [s for s in parsed if s["verified"]]
-    novel = [s for s in parsed if s["overlap"] < max_overlap]
+
+    def rate(key: str, rows=samples) -> float:
+        return sum(bool(s.get(key)) for s in rows) / len(rows) if rows else float("nan")
+
     per_level = {}
     for d in sorted({s["difficulty"] for s in samples}):
-        ps = [s for s in parsed if s["difficulty"] == d]
-        k = sum(s["difficulty"] == d for s in samples)
-        per_level[d] = {"requested": d, "samples": k, "verified_rate": sum(s["verified"] for s in ps) / max(k, 1),
+        rows = [s for s in samples if s["difficulty"] == d]
+        ps = [s for s in rows if s["parsed"]]
+        per_level[d] = {"requested": d, "samples": len(rows), "verified_rate": rate("verified", rows),
+                        "usable_rate": rate("usable", rows),
                         "mean_realised": sum(s["realised_difficulty"] for s in ps) / len(ps) if ps else float("nan")}
-    return {
-        "samples": n,
-        "parse_rate": len(parsed) / n if n else 0.0,
-        "verified_valid_rate": len(verified) / n if n else 0.0,
-        "novelty": len(novel) / len(parsed) if parsed else 0.0,
-        "grounded_rate": (sum(bool(s.get("grounded")) for s in verified) / len(verified)
-                          if verified else float("nan")),
+    out = {"samples": n, "parse_rate": len(parsed) / n if n else 0.0, "verified_valid_rate": rate("verified"),
+           "usable_rate": rate("usable")}
+    for c in CHECKS[1:]:
+        out[f"{c}_rate"] = sum(bool(s.get("checks", {}).get(c)) for s in samples) / n if n else float("nan")
+    out.update({
+        "surface_novelty": rate("surface_novel", parsed), "structural_novelty": rate("structural_novel", parsed),
+        "graph_novelty": rate("graph_novel", parsed), "story_novelty": rate("story_novel", parsed),
         "mean_train_overlap": sum(s["overlap"] for s in parsed) / len(parsed) if parsed else float("nan"),
         "distinct_2": distinct_n([s["problem"] for s in parsed], 2),
         "difficulty_spearman": spearman([s["difficulty"] for s in parsed], [s["realised_difficulty"] for s in parsed]),
         "difficulty_exact": (sum(s["difficulty"] == s["realised_difficulty"] for s in parsed) / len(parsed)
                              if parsed else float("nan")),
         "per_difficulty": per_level,
-    }
+    })
+    return out
+
+
+def evaluate_task(task, data, *, n_samples: int, seed: int, name: str | None, columns: dict,
+                  compare_calculator: bool, showcase: int) -> dict:
+    """ProblemGenerator.evaluate (see there); records figures, per-level rates and a showcase in the card."""
+    from ..core.data import read_table
+    from . import formats as F
+    from . import generation as G
+
+    table = read_table(data, name=name or "eval", split="test")
+    records, _ = task._records(table, **columns)
+    metrics: dict = {}
+    if task.uses_templates:
+        from .bank import TemplateBank
+
+        held = TemplateBank.build(records, seed=seed).report
+        metrics.update(eval_problems=len(records), template_rate=task.model.report["template_rate"],
+                       heldout_template_rate=held["template_rate"])
+    else:
+        from .model import perplexity
+
+        known = [r for r in records if r["topic"] in task.state["topics"]] or records
+        ppl = perplexity(task.model, task._encode(known), task.tokenizer.pad_token_id, task._kind(),
+                         task.hparams.predict_batch_size)
+        metrics.update(perplexity=ppl["perplexity"], eval_problems=len(known))
+    topics = list(task.state["topics"])
+    slots = [(topics[(i // len(F.LEVELS)) % len(topics)], F.LEVELS[i % len(F.LEVELS)]) for i in range(n_samples)]
+    calc = bool(task.hparams.calculator)
+    draws = task._draw(slots, seed, calculator=calc)
+    g = generation_metrics(draws)
+    metrics.update({k: v for k, v in g.items() if k != "per_difficulty"})
+    if not task.uses_templates:
+        metrics["calculator"] = calc
+        rates = {calc: g["verified_valid_rate"]}
+        if compare_calculator:
+            other = task._draw(slots, seed, calculator=not calc)
+            rates[not calc] = sum(d["verified"] for d in other) / max(len(other), 1)
+        for on, rate in rates.items():
+            metrics["verified_valid_rate_calculator" if on else "verified_valid_rate_no_calculator"] = rate
+    shown = task.generate(n=showcase, seed=seed)
+    metrics["showcase_returned"] = len(shown)
+    scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    tables = {"By requested difficulty (raw draws)": list(g["per_difficulty"].values())}
+    task.card.add_evaluation(name or table.source, scalars, tables)
+    how = (f"`generate(n={showcase}, seed={seed})` after this evaluation: topics and difficulties drawn from the "
+           "training distribution, every problem it returned, in order, none chosen by hand.")
+    task.card.add_section(f"{showcase} problems drawn at random from generate()",
+                          G.samples_markdown(shown, task.last_generation, how))
+    return metrics

@@ -2,7 +2,8 @@
 become one record shape, and records become the control-token sequences the model trains on.
 
 Records are {problem, solution, answer, topic, difficulty}; difficulty is 1-5. Where the data has
-no difficulty it is derived from the solution (GSM8K: the number of `<<expr=value>>` steps), and
+no topic it is inferred from the problem's words (lexicon.infer_topic: money, time, percentages ...);
+where it has no difficulty it is derived from the solution (GSM8K: the number of `<<expr=value>>` steps), and
 the same function measures the realised difficulty of generated problems, so requested and
 realised levels are on one scale.
 """
@@ -12,11 +13,11 @@ import re
 
 from ..core.data import Table, check_text, label_str, require_columns
 from ..core.errors import DataError
+from .lexicon import infer_topic
 from .verify import FINAL, STEP, boxed
 
 LEVELS = (1, 2, 3, 4, 5)
 PROBLEM, SOLUTION, EOS = "<|problem|>", "<|solution|>", "<|endoftext|>"
-DEFAULT_TOPIC = "general"
 FORMATS = ("auto", "gsm8k", "math", "generic")
 
 
@@ -92,10 +93,8 @@ def read_records(table: Table, *, format: str = "auto", problem_column: str | No
         if answer is None:
             raise DataError("solution has no final answer ('#### x', \\boxed{x} or an answer column)",
                             column=s_col, **table.where(i))
-        topic = DEFAULT_TOPIC
-        if t_col:
-            tv = df[t_col].iloc[i]
-            topic = DEFAULT_TOPIC if tv is None or tv != tv else label_str(tv)
+        tv = df[t_col].iloc[i] if t_col else None
+        topic = infer_topic(p) if tv is None or tv != tv else label_str(tv)
         if d_col and df[d_col].iloc[i] == df[d_col].iloc[i] and df[d_col].iloc[i] is not None:
             diff = _level(df[d_col].iloc[i], table, d_col, i)
         else:

@@ -12,26 +12,27 @@ import random
 _NAMES = ["Ava", "Ben", "Carla", "Dev", "Elena", "Farid", "Grace", "Hiro", "Iman", "Jonas", "Kemi", "Luis",
           "Maya", "Noah", "Olga", "Priya", "Quinn", "Rosa", "Sam", "Tariq", "Uma", "Victor", "Wen", "Yara", "Zoe"]
 
-# topic -> (item, container, place, unit price in dollars, verb for getting more, verb for losing some)
+# topic -> (item, container, its plural, place, unit price in dollars, verb for getting more, verb for losing some)
 CONTEXTS = {
-    "shopping": ("apples", "bag", "the market", 2, "buys", "eats"),
-    "baking": ("cookies", "tray", "the bakery", 3, "bakes", "gives away"),
-    "school": ("pencils", "box", "the school store", 1, "gets", "lends out"),
-    "garden": ("tulip bulbs", "crate", "the garden center", 4, "plants", "loses"),
-    "library": ("books", "shelf", "the library sale", 5, "collects", "donates"),
-    "farm": ("eggs", "carton", "the farm stand", 1, "gathers", "sells"),
-    "sports": ("tennis balls", "can", "the sports shop", 2, "orders", "loses"),
+    "shopping": ("apples", "bag", "bags", "the market", 2, "buys", "eats"),
+    "baking": ("cookies", "tray", "trays", "the bakery", 3, "bakes", "gives away"),
+    "school": ("pencils", "box", "boxes", "the school store", 1, "gets", "lends out"),
+    "garden": ("tulip bulbs", "crate", "crates", "the garden center", 4, "plants", "loses"),
+    "library": ("books", "shelf", "shelves", "the library sale", 5, "collects", "donates"),
+    "farm": ("eggs", "carton", "cartons", "the farm stand", 1, "gathers", "sells"),
+    "sports": ("tennis balls", "can", "cans", "the sports shop", 2, "orders", "loses"),
 }
+_LATER = ["A week later", "The next day", "On Monday", "By the weekend", "A month later"]
 TOPICS = tuple(CONTEXTS)
 DIFFICULTIES = (1, 2, 3, 4, 5)
 
 
-def _first(rng, name, item, box, place, diff):
+def _first(rng, name, item, box, boxes, place, diff):
     """The opening quantity: packs of items (one multiplication step)."""
     k, m = rng.randint(2, 4 + diff), rng.randint(3, 6 + 2 * diff)
     v = k * m
-    q = rng.choice([f"{name} {{get}} {k} {box}s of {item} at {place}, with {m} {item} in each {box}.",
-                    f"At {place}, {name} {{get}} {k} {box}s of {item}. Each {box} holds {m} {item}."])
+    q = rng.choice([f"{name} {{get}} {k} {boxes} of {item} at {place}, with {m} {item} in each {box}.",
+                    f"At {place}, {name} {{get}} {k} {boxes} of {item}. Each {box} holds {m} {item}."])
     s = f"{name} starts with {k}*{m} = <<{k}*{m}={v}>>{v} {item}."
     return q, s, v
 
@@ -45,7 +46,7 @@ def _add(rng, name, item, v, get, lose):
 def _sub(rng, name, item, v, get, lose):
     if v < 4:
         return _add(rng, name, item, v, get, lose)
-    k = rng.randint(1, max(1, v // 2))
+    k = rng.randint(2, max(2, v // 2))
     q = rng.choice([f"Next, {name} {lose} {k} of the {item}.", f"{name} then {lose} {k} {item}."])
     return q, f"Then {name} has {v}-{k} = <<{v}-{k}={v - k}>>{v - k} {item} left.", v - k
 
@@ -55,12 +56,12 @@ def _mul(rng, name, item, v, get, lose):
         return _sub(rng, name, item, v, get, lose)
     k = rng.choice([2, 3])
     word = {2: "doubles", 3: "triples"}[k]
-    q = f"A week later {name} {word} the number of {item}."
+    q = f"{rng.choice(_LATER)}, {name} {word} the number of {item}."
     return q, f"{word.capitalize()} means {v}*{k} = <<{v}*{k}={v * k}>>{v * k} {item}.", v * k
 
 
 def _div(rng, name, item, v, get, lose):
-    ks = [k for k in range(2, 7) if v % k == 0]
+    ks = [k for k in range(2, 7) if v % k == 0 and v // k >= 2]
     if not ks:
         return _add(rng, name, item, v, get, lose)
     k = rng.choice(ks)
@@ -74,14 +75,18 @@ _OPS = (_add, _sub, _mul, _div)
 
 def make_problem(topic: str, difficulty: int, rng: random.Random) -> dict:
     """One problem of exactly `difficulty` annotated steps; the last may be a money step."""
-    item, box, place, price, get, lose = CONTEXTS[topic]
+    item, box, boxes, place, price, get, lose = CONTEXTS[topic]
     name = rng.choice(_NAMES)
-    q, s, v = _first(rng, name, item, box, place, difficulty)
+    q, s, v = _first(rng, name, item, box, boxes, place, difficulty)
     q = q.replace("{get}", get)
     qs, ss = [q], [s]
     money = difficulty >= 3 and rng.random() < 0.5
     for _ in range(difficulty - 1 - int(money)):
-        q, s, v = rng.choice(_OPS)(rng, name, item, v, get, lose)
+        for _retry in range(20):  # a story never says the same sentence twice
+            q, s, w = rng.choice(_OPS)(rng, name, item, v, get, lose)
+            if q not in qs:
+                break
+        v = w
         qs.append(q)
         ss.append(s)
     if money:
@@ -90,7 +95,9 @@ def make_problem(topic: str, difficulty: int, rng: random.Random) -> dict:
         ss.append(f"Selling them brings {v}*{p} = $<<{v}*{p}={v * p}>>{v * p}.")
         v = v * p
     else:
-        qs.append(rng.choice([f"How many {item} does {name} have now?", f"How many {item} are left in the end?"]))
+        lost = any(" left" in x or "One share" in x for x in ss)
+        qs.append(rng.choice([f"How many {item} does {name} have now?"]
+                             + ([f"How many {item} are left in the end?"] if lost else [])))
     return {"question": " ".join(qs), "answer": "\n".join(ss) + f"\n#### {v}", "topic": topic,
             "difficulty": difficulty}
 
