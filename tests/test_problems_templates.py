@@ -152,7 +152,8 @@ def test_evaluate_reports_each_check_and_the_card_shows_random_problems(trained,
     card = (folder / "README.md").read_text()
     assert "10 problems drawn at random from generate()" in card and card.count("```text") == 10
     assert "usable_rate" in card and "verified_valid_rate" in card and "problems turned into templates" in card
-    assert has_pickle(folder) == [] and {"templates.json", "novelty.safetensors"} <= {p.name for p in folder.iterdir()}
+    assert has_pickle(folder) == [] and {"templates.json", "model.safetensors", "novelty.safetensors"} <= \
+        {p.name for p in folder.iterdir()}
 
 
 def test_save_load_round_trip_and_hostile_templates(trained, tmp_path):
@@ -174,7 +175,7 @@ def test_save_load_round_trip_and_hostile_templates(trained, tmp_path):
     with pytest.raises(CheckpointError, match="do not compile"):
         ProblemGenerator.from_pretrained(folder)
     (folder / "templates.json").write_text("{not json")
-    with pytest.raises(CheckpointError, match="cannot read"):
+    with pytest.raises(CheckpointError, match="not valid JSON"):
         ProblemGenerator.from_pretrained(folder)
 
 

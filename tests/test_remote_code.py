@@ -76,8 +76,8 @@ def problems_folder(tmp_path_factory):
 
     reset_accelerate()
     data = sample_problems(16, seed=0, topics=("farm",), difficulties=(1,))
-    gen = ProblemGenerator(n_layer=1, n_embd=32, n_head=2, vocab_size=300, max_length=96, batch_size=8,
-                           precision="32", max_steps=1)
+    gen = ProblemGenerator("gpt2-scratch", n_layer=1, n_embd=32, n_head=2, vocab_size=300, max_length=96,
+                           batch_size=8, precision="32", max_steps=1)
     root = tmp_path_factory.mktemp("problems")
     gen.finetune(data, run_dir=root / "run", progress=False)
     reset_accelerate()

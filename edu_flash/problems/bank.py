@@ -1,5 +1,6 @@
 """The template backbone's learned state: every training problem that lifts into a template whose
-variants pass the checks, indexed by topic and difficulty, saved as JSON (no pickle).
+variants pass the checks, indexed by topic and difficulty, saved as JSON (text and structure) and
+safetensors (the numbers), no pickle.
 
 Building records why each problem that did not become a template failed, so a card can say what
 share of the data the backbone covers and why the rest is missing.
@@ -9,7 +10,10 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from fractions import Fraction
 from pathlib import Path
+
+import numpy as np
 
 from ..core.errors import CheckpointError
 from . import formats as F
@@ -20,6 +24,7 @@ from .verify import ERRORS
 
 VALIDATION_DRAWS = 3  # variants a template must produce, all passing every check, to be kept
 MAX_TEMPLATES = 1_000_000
+_INT64 = 2**63 - 1
 _PIECE_KEYS = {"v", "p", "r", "n", "o"}
 
 
@@ -46,6 +51,9 @@ class TemplateBank:
                 t = lift(r["problem"], r["solution"], topic=r.get("topic"), source=i)
                 inst = Instantiator(t)
                 why = cls._validate(inst, random.Random(seed * 1_000_003 + i))
+                if why is None and any(abs(Fraction(v)).numerator > _INT64 or Fraction(v).denominator > _INT64
+                                       for v in [x["value"] for x in t["variables"]] + t["results"]):
+                    why = "numbers too large to store"
             except LiftError as e:
                 why = e.reason
             except ERRORS as e:  # a template whose arithmetic cannot be compiled
@@ -130,21 +138,39 @@ class TemplateBank:
         return sum(len(t["variables"]) + len(t["results"]) for t in self.templates)
 
     def save(self, folder: Path) -> None:
-        (folder / "templates.json").write_text(json.dumps({"templates": self.templates, "report": self.report}),
+        """templates.json holds each template's text and structure; model.safetensors its numbers (the
+        values the training problems stated and their steps' results, as exact numerator/denominator)."""
+        from safetensors.numpy import save_file
+
+        def fractions(key: str) -> list[Fraction]:
+            return [Fraction(x if key == "results" else x["value"]) for t in self.templates for x in t[key]]
+
+        arrays = {}
+        for key in ("variables", "results"):
+            vals = fractions(key)
+            arrays[f"{key}_numerator"] = np.asarray([v.numerator for v in vals], dtype=np.int64)
+            arrays[f"{key}_denominator"] = np.asarray([v.denominator for v in vals], dtype=np.int64)
+            arrays[f"{key}_per_template"] = np.asarray([len(t[key]) for t in self.templates], dtype=np.int64)
+        save_file(arrays, str(folder / "model.safetensors"))
+        structure = [{**t, "variables": [{k: v for k, v in x.items() if k != "value"} for x in t["variables"]],
+                      "results": len(t["results"])} for t in self.templates]
+        (folder / "templates.json").write_text(json.dumps({"templates": structure, "report": self.report}),
                                                encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path) -> "TemplateBank":
+        from safetensors.numpy import load_file
+
+        from ..core.modelfolder import read_json_file
+
         path = folder / "templates.json"
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-            raise CheckpointError(f"{path}: cannot read the templates ({type(e).__name__}: {e})") from None
+        data = read_json_file(path, folder)
         if not isinstance(data, dict) or not isinstance(data.get("templates"), list):
             raise CheckpointError(f"{path}: expected an object with a 'templates' list")
         templates = data["templates"]
         if len(templates) > MAX_TEMPLATES:
             raise CheckpointError(f"{path}: {len(templates)} templates, more than {MAX_TEMPLATES}")
+        _fill_numbers(templates, load_file(str(folder / "model.safetensors")))
         for j, t in enumerate(templates):
             problem = validate(t)
             if problem is None:
@@ -155,6 +181,32 @@ class TemplateBank:
             if problem:
                 raise CheckpointError(f"{path}: template {j} is malformed: {problem}")
         return cls(templates, data.get("report") if isinstance(data.get("report"), dict) else {})
+
+
+def _fill_numbers(templates: list, arrays: dict) -> None:
+    """Put model.safetensors' numbers back into the templates, refusing arrays that do not fit them."""
+    for key in ("variables", "results"):
+        num, den = arrays.get(f"{key}_numerator"), arrays.get(f"{key}_denominator")
+        per = arrays.get(f"{key}_per_template")
+        if num is None or den is None or per is None or len(per) != len(templates) or (per < 0).any() \
+                or len(num) != len(den) or int(per.sum()) != len(num) or (den <= 0).any():
+            raise CheckpointError(f"model.safetensors' {key} do not fit templates.json")
+        pos = 0
+        for t, k in zip(templates, per.tolist()):
+            vals = [str(Fraction(int(a), int(b))) for a, b in zip(num[pos:pos + k], den[pos:pos + k])]
+            pos += k
+            if not isinstance(t, dict):
+                continue  # validate() names it
+            if key == "results":
+                if t.get("results") != k:
+                    raise CheckpointError("a template's result count differs from model.safetensors'")
+                t["results"] = vals
+            else:
+                if not isinstance(t.get("variables"), list) or len(t["variables"]) != k \
+                        or not all(isinstance(x, dict) for x in t["variables"]):
+                    raise CheckpointError("a template's variables differ from model.safetensors'")
+                for x, v in zip(t["variables"], vals):
+                    x["value"] = v
 
 
 def validate(t) -> str | None:

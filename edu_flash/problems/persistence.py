@@ -30,9 +30,9 @@ def save(task, folder: Path) -> dict:
 
 
 def load(task, folder: Path, config: dict) -> None:
-    w = config.get("weights")
-    if not isinstance(w, dict) or w.get("format") not in ("templates", "hf-lm"):
-        raise CheckpointError(f"{folder}: config.json's 'weights' does not say how the model is stored")
+    w = config["weights"]
+    if w["format"] not in ("templates", "hf-lm"):  # a KeyError names the missing entry
+        raise CheckpointError(f"config.json's weights format {str(w['format'])[:40]!r} is not 'templates' or 'hf-lm'")
     if w["format"] == "templates":
         from .bank import TemplateBank
 
