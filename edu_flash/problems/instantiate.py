@@ -75,7 +75,26 @@ def domain(value: Fraction, percent: bool, context: str) -> tuple[Fraction, Frac
     return lo, hi, step
 
 
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+         "seventeen eighteen nineteen").split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+def in_words(n: int) -> str:
+    """0-999 in English words ("thirty-five", "one hundred twelve"); digits beyond that."""
+    if not 0 <= n < 1000:
+        return str(n)
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        return _TENS[n // 10 - 2] + ("-" + _ONES[n % 10] if n % 10 else "")
+    return _ONES[n // 100] + " hundred" + (" " + in_words(n % 100) if n % 100 else "")
+
+
 def _fmt(v: Fraction, slot: dict) -> str:
+    if "w" in slot and v.denominator == 1:  # a quantity the solution wrote in words
+        text = in_words(int(v))
+        return text[0].upper() + text[1:] if slot["w"] == "cap" else text
     if "d" in slot:
         scaled = round(v * 10 ** slot["d"])
         text = f"{scaled // 10 ** slot['d']}.{scaled % 10 ** slot['d']:0{slot['d']}d}"

@@ -167,6 +167,29 @@ def _word_slots(text: str, names: dict[str, int], objects: list[tuple[str, int]]
     return slots
 
 
+def _number_words(problem: str, masked: str, roles: _Roles, changing: set) -> list[tuple[int, int, dict]]:
+    """A solution that writes a changing quantity in words ("Twenty shirts cost ...") gets a slot that
+    writes the new value in words, when the word is followed by the same word as the number in the
+    problem ("20 shirts"); any other number word for a changing value ("add those two quantities"
+    beside a stated 2) cannot be told apart from a coincidence, and the problem is not lifted."""
+    after = {}
+    for m in roles.mentions:
+        nxt = re.match(r"\s*([a-z]+)", problem[m.end:].lower())
+        if nxt and m.value in roles.var_of:
+            after.setdefault(m.value, set()).add(nxt.group(1))
+    slots = []
+    for m in re.finditer(r"\b([A-Za-z]+)\b(?:\s+([a-z]+))?", masked):
+        w = m.group(1).lower()
+        v = NUMBER_WORDS.get(w)
+        if v is None or v not in changing or w in problem.lower() or w in _NOT_QUANTITY_WORDS:
+            continue
+        i = roles.var_of.get(v)
+        if i is None or i in roles.fixed or (m.group(2) or "") not in after.get(v, ()):
+            raise LiftError("number in words", f"the solution writes {w!r} for a number that changes")
+        slots.append((m.start(1), m.end(1), {"v": i, "w": "cap" if m.group(1)[0].isupper() else "low"}))
+    return slots
+
+
 def annotate_text_steps(solution: str) -> str:
     """Arithmetic a solution writes without an annotation ("100 cards - 10 cards = 90 cards") gets one
     (`= <<100 - 10=90>>90`) when it is right, so its result becomes a node of the graph like any step."""
@@ -229,9 +252,7 @@ def lift(problem: str, solution: str, topic: str | None = None, source: int = -1
     for m in Q.ORDINAL.finditer(masked):
         if Fraction(m.group(1)) in changing:
             raise LiftError("ordinal number", f"the solution writes {m.group(0)}, which would not change with its value")
-    for w in re.findall(r"[a-z]+", masked.lower()):
-        if NUMBER_WORDS.get(w) in changing and w not in problem.lower() and w not in _NOT_QUANTITY_WORDS:
-            raise LiftError("number in words", f"the solution writes {w!r} for a number that changes")
+    word_slots = _number_words(problem, masked, roles, changing)
     if len(roles.fixed) == len(roles.values):
         raise LiftError("no quantity to re-choose", "every stated number is a constant")
 
@@ -245,7 +266,7 @@ def lift(problem: str, solution: str, topic: str | None = None, source: int = -1
     q_slots = [(m.start, m.end, s) for m in roles.mentions if m.value in roles.var_of
                for s in [slot(("v", roles.var_of[m.value]), _style(m))] if s is not None]
     question = _text_pieces(problem, q_slots + _word_slots(problem, name_index, objects))
-    s_slots = _word_slots(solution, name_index, objects)
+    s_slots = _word_slots(solution, name_index, objects) + word_slots
     for mt, role in text_roles:
         s = slot(role, _style(mt))
         if s is not None:
