@@ -3,8 +3,8 @@
 Each variable gets a domain implied by the value the original problem wrote: whole numbers stay
 whole, round numbers stay as round (120 -> multiples of 10), money keeps its cents, a percentage
 stays a multiple of 5 (or of 1) at most 100, and units cap what makes sense ("8 hours a day" stays
-at most 24, "5 days a week" at most 7, ages under 100). Values are drawn within half to twice the
-original, in the original's order (a smaller quantity stays smaller); half the draws keep the
+at most 24, "5 days a week" at most 7, ages under 100). Values are drawn within two thirds to
+one and a half times the original (small counts within 3 of it), in the original's order (a smaller quantity stays smaller); half the draws keep the
 original's small divisors (48 -> a multiple of 12), so divisions that came out even still can. Every step is then recomputed
 exactly and must stay sensible the way the original's was: whole where it was whole (no fractional
 people), positive where it was positive (no negative counts), at most 2 decimals where it had
@@ -32,6 +32,8 @@ _CAPS = [  # (pattern on the text right after the number, cap)
     (re.compile(r"^\s*(?:-|\s)?hours?\b", re.I), 24),
     (re.compile(r"^\s*(?:-|\s)?years?[\s-]+old", re.I), 95),
     (re.compile(r"^\s*(?:-|\s)?(grade|th grade)", re.I), 12),
+    (re.compile(r"^\s*(?:-|\s)?(feet|foot|ft)\b.{0,30}\btall", re.I), 7),  # a person: not 10 feet tall
+    (re.compile(r"^\s*(?:-|\s)?inch(es)?\b", re.I), 11),  # "5 feet 3 inches": inches stay under a foot
 ]
 # clock times, and a count of the people the story names ("share between the 3 of them"), stay as written
 _KEEP = re.compile(r"^\s*(am|pm|a\.m\.|p\.m\.|o'clock\b|of (them|us|you)\b)", re.I)
@@ -55,13 +57,13 @@ def domain(value: Fraction, percent: bool, context: str) -> tuple[Fraction, Frac
     if value.denominator == 1:
         v = int(value)
         step = Fraction(next((g for g in _ROUND if v % g == 0 and v // g >= 2), 1))
-        lo, hi = max(Fraction(2), value / 2), max(value * 2, Fraction(4))
+        lo, hi = (max(Fraction(2), value - 3), value + 3) if v < 10 else (value * 2 / 3, value * 3 / 2)
     else:
         d = _decimals(value)
         if d is None:
             return None
         step = next((Fraction(1, k) for k in (2, 4) if (value * k).denominator == 1), Fraction(1, 10 ** d))
-        lo, hi = max(step, value / 2), value * 2
+        lo, hi = max(step, value * 2 / 3), value * 3 / 2
     caps = [cap for rule, cap in _CAPS if rule.match(context) and value <= cap]
     if percent and value <= 100:
         caps.append(100)
