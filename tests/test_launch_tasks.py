@@ -54,8 +54,8 @@ def test_problem_generator_from_a_datasets_dataset(tmp_path):
     from edu_flash.problems.sample import sample_problems
 
     ds = datasets.Dataset.from_list(sample_problems(32, seed=0))
-    m = ProblemGenerator(n_layer=1, n_embd=32, n_head=2, vocab_size=300, max_length=96, batch_size=8, max_steps=2,
-                         max_new_tokens=16, max_attempts=1, precision="32")
+    m = ProblemGenerator("gpt2-scratch", n_layer=1, n_embd=32, n_head=2, vocab_size=300, max_length=96, batch_size=8,
+                         max_steps=2, max_new_tokens=16, max_attempts=1, precision="32")
     m.finetune(ds, devices=2, run_dir=tmp_path / "run", progress=False)
     _trained_with_two_ranks(m, "train (Dataset)")
     import math
