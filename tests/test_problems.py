@@ -132,13 +132,14 @@ def test_calculator_formats_values_like_the_data():
     assert format_value(Fraction(12)) == "12" and format_value(Fraction(-3)) == "-3"
     assert format_value(Fraction(1, 2)) == "0.5" and format_value(Fraction(9, 4)) == "2.25"
     assert format_value(Fraction(10, 3)) == "3.33" and format_value(Fraction(-2, 3)) == "-0.67"
-    assert step_value("1,000*3") == "3000>>" and step_value("50%*8") == "4>>"
+    assert step_value("1,000*3") == "3000>>3000" and step_value("50%*8") == "4>>4"
     assert step_value("3/0") is None and step_value("apples*2") is None and step_value("9**9**9") is None
     # whatever it writes, the verifier accepts
     assert format_value(Fraction(1, 100000)) == "0.00" and format_value(Fraction(-1, 300)) == "0.00"
     for expr in ("10/3", "7/8", "2**-3", "1/7*100", "1/100000", "-1/300", "10**15/7"):
-        value = step_value(expr)[:-2]
-        assert verify_solution(f"<<{expr}={value}>>{value}\n#### {value}").ok, expr
+        written = step_value(expr)
+        value = written.split(">>")[0]
+        assert verify_solution(f"<<{expr}={written}\n#### {value}").ok, expr
 
 
 @pytest.fixture(scope="module")
@@ -165,10 +166,10 @@ def _run_processor(tok, texts, steps):
 
 
 def test_calculator_processor_forces_the_value_per_row(bpe):
-    out, proc = _run_processor(bpe, ["Ann has <<3*4=", "Ben has 7 apples.", "Cy has <<1,000/8="], 8)
-    assert out[0] == "Ann has <<3*4=12>>"
+    out, proc = _run_processor(bpe, ["Ann has <<3*4=", "Ben has 7 apples.", "Cy has <<1,000/8="], 12)
+    assert out[0] == "Ann has <<3*4=12>>12"  # the value, then the same number for the student
     assert out[1] == "Ben has 7 apples."  # nothing forced where no step is open
-    assert out[2] == "Cy has <<1,000/8=125>>"
+    assert out[2] == "Cy has <<1,000/8=125>>125"
     assert proc.forced_steps == 2 and proc.failed_steps == 0
 
 

@@ -1,6 +1,7 @@
 """Calculator-assisted decoding (Cobbe et al. 2021, "Training Verifiers to Solve Math Word
 Problems", calculator annotations): when a sampled solution opens a step `<<expr=`, the exact value
-of `expr` is written for the model, `value>>`, instead of being sampled.
+of `expr` is written for the model, `value>>value` (the annotation, then the number the student
+reads after it), instead of being sampled.
 
 A small model learns the *format* and which quantities to combine long before it learns digit-wise
 arithmetic; forcing the result removes the arithmetic errors that otherwise make almost every draw
@@ -44,11 +45,13 @@ def _exact_decimal(v: Fraction, d: int, strip: bool = True) -> str:
 
 
 def step_value(expr: str) -> str | None:
-    """The text the calculator writes for an opened step (`value>>`), or None if expr does not evaluate."""
+    """The text the calculator writes for an opened step, `value>>value` (the annotation's value, then
+    the same number written for the student, as GSM8K does), or None if expr does not evaluate."""
     try:
-        return format_value(safe_eval(expr)) + ">>"
+        value = format_value(safe_eval(expr))
     except _ERRORS:
         return None
+    return f"{value}>>{value}"
 
 
 class CalculatorLogitsProcessor(LogitsProcessor):
