@@ -23,7 +23,8 @@ from collections import Counter
 from pathlib import Path
 
 KEYS = ("usable_rate", "verified_valid_rate", "question_rate", "grounded_rate", "numbers_used_rate",
-        "no_repetition_rate", "plausible_answer_rate", "difficulty_spearman", "difficulty_exact", "surface_novelty",
+        "no_repetition_rate", "number_agreement_rate", "plausible_answer_rate", "difficulty_spearman", "difficulty_exact",
+        "surface_novelty",
         "structural_novelty", "distinct_2", "parse_rate")
 
 
