@@ -173,6 +173,24 @@ def test_calculator_processor_forces_the_value_per_row(bpe):
     assert proc.forced_steps == 2 and proc.failed_steps == 0
 
 
+def test_calculator_ends_the_number_the_student_reads(bpe):
+    """A model that would keep writing zeros after the forced value cannot: the next token is no digit."""
+    import torch
+
+    from edu_flash.problems.calculator import CalculatorLogitsProcessor
+
+    proc = CalculatorLogitsProcessor(bpe)
+    zero = bpe.convert_tokens_to_ids("0")
+    word = bpe(" apples", add_special_tokens=False)["input_ids"][0]
+    ids = torch.tensor([bpe("Ann has <<5*2=", add_special_tokens=False)["input_ids"]])
+    for _ in range(7):
+        scores = torch.zeros(1, len(bpe))
+        scores[0, zero] = 10.0  # the model's habit: more zeros
+        scores[0, word] = 5.0
+        ids = torch.cat([ids, proc(ids, scores).argmax(-1, keepdim=True)], 1)
+    assert bpe.decode(ids[0], skip_special_tokens=True).startswith("Ann has <<5*2=10>>10" + bpe.decode([word]))
+
+
 def test_calculator_processor_forces_nothing_for_a_bad_expression(bpe):
     out, proc = _run_processor(bpe, ["Ann has <<3*apples=", "Ben has <<5/0=", "done <<2+2=4>>4 ="], 4)
     assert out == ["Ann has <<3*apples=", "Ben has <<5/0=", "done <<2+2=4>>4 ="]

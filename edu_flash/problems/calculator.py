@@ -21,6 +21,7 @@ from .verify import UnsafeExpression, safe_eval
 
 OPEN_STEP = re.compile(r"<<([^<>=]*)=\s*$")  # a tail that has just opened a step and awaits its value
 _TAIL_TOKENS = 64  # enough for any expression the verifier accepts in practice
+_NO_DIGIT = -1  # queue marker: the step after the forced value may not start a digit
 _ERRORS = (UnsafeExpression, SyntaxError, ZeroDivisionError, ValueError, OverflowError, TypeError, MemoryError)
 
 
@@ -60,12 +61,15 @@ class CalculatorLogitsProcessor(LogitsProcessor):
 
     Per row it keeps a queue of token ids still to force; one instance serves one `generate` call.
     Only rows whose last token contains '=' are decoded, so the cost is a set lookup per row and step.
+    After the forced value the next token may not be a digit: a small model otherwise keeps writing
+    zeros onto the number ("10000>>10000" + "0"), and the student would read another number.
     """
 
     def __init__(self, tokenizer):
         self.tok = tokenizer
         vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
         self.eq_ids = {i for i, t in enumerate(vocab) if t and "=" in t}
+        self.digit_ids = [i for i, t in enumerate(vocab) if t and t.lstrip("Ġ▁")[:1].isdigit()]
         self.queues: dict[int, list[int]] = {}
         self.forced_steps = 0  # steps whose value was written by the calculator (for reporting)
         self.failed_steps = 0  # opened steps whose expression did not evaluate
@@ -81,17 +85,26 @@ class CalculatorLogitsProcessor(LogitsProcessor):
             self.failed_steps += 1
             return []
         self.forced_steps += 1
-        return list(self.tok(text, add_special_tokens=False)["input_ids"])
+        return list(self.tok(text, add_special_tokens=False)["input_ids"]) + [_NO_DIGIT]
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         last = input_ids[:, -1].tolist()
         force: dict[int, int] = {}
+        no_digit: list[int] = []
         for b, t in enumerate(last):
             queue = self.queues.get(b)
             if not queue and t in self.eq_ids:
                 queue = self.queues[b] = self._open_step(input_ids[b])
             if queue:
-                force[b] = queue.pop(0)
+                nxt = queue.pop(0)
+                if nxt == _NO_DIGIT:
+                    no_digit.append(b)
+                else:
+                    force[b] = nxt
+        if no_digit and self.digit_ids:
+            scores = scores.clone()
+            scores[torch.tensor(no_digit, device=scores.device)[:, None],
+                   torch.tensor(self.digit_ids, device=scores.device)[None, :]] = float("-inf")
         if force:
             scores = scores.clone()
             rows = torch.tensor(list(force), device=scores.device)
