@@ -10,15 +10,17 @@ realised levels are on one scale.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from ..core.data import Table, check_text, label_str, require_columns
 from ..core.errors import DataError
 from .lexicon import infer_topic
-from .verify import FINAL, STEP, boxed
+from .verify import FINAL, STEP, boxed, verify_solution
 
 LEVELS = (1, 2, 3, 4, 5)
 PROBLEM, SOLUTION, EOS = "<|problem|>", "<|solution|>", "<|endoftext|>"
 FORMATS = ("auto", "gsm8k", "math", "generic")
+BAD_SOLUTIONS = ("drop", "error")
 
 
 def topic_token(topic: str) -> str:
@@ -129,3 +131,35 @@ def split_generated(text: str, stops: tuple[str, ...] = ()) -> dict | None:
     if not problem or not solution or answer is None:
         return None
     return {"problem": problem, "solution": solution, "answer": answer}
+
+
+def check_solutions(records: list[dict], table, policy: str) -> tuple[list[dict], dict]:
+    """Training lines whose `<<expr=value>>` steps are malformed or wrong (or disagree with the text
+    around them) never reach training: dropped and counted (default), or refused with file and row."""
+    kept, dropped, where = [], 0, []
+    for i, r in enumerate(records):
+        v = verify_solution(r["solution"], require_steps=False)
+        if v.ok or (not v.steps and "####" not in r["solution"]):  # nothing checkable (MATH style): kept
+            kept.append(r)
+            continue
+        if policy == "error":
+            raise DataError(f"the worked solution fails the verifier: {v.errors[0]} (pass bad_solutions='drop' "
+                            "to train on the rest)", column="solution", **table.where(i))
+        dropped += 1
+        if len(where) < 3:
+            loc = table.where(i)
+            where.append(f"row {loc['row']}: {v.errors[0]}")
+    if not kept:
+        raise DataError("every worked solution fails the verifier; nothing left to train on", source=table.source)
+    return kept, {"dropped": dropped, "examples": where}
+
+
+def caller_level() -> int:
+    """warnings.warn's stacklevel that points at the user's line, outside the edu_flash package."""
+    import inspect
+
+    package = str(Path(__file__).resolve().parents[1])
+    for level, frame in enumerate(inspect.stack()[1:], start=1):
+        if not str(Path(frame.filename).resolve()).startswith(package):
+            return level
+    return 1

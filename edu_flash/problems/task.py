@@ -28,7 +28,6 @@ from . import generation as G
 from . import persistence
 from .hparams import ProblemHParams
 from .novelty import NoveltyIndex
-from .verify import verify_solution
 
 
 # The built-in data's demo trains the template backbone (seconds). For a language model on it,
@@ -37,7 +36,6 @@ from .verify import verify_solution
 BUILTIN_N = 2000
 BUILTIN_LM_HPARAMS = dict(n_layer=2, n_embd=128, n_head=4, vocab_size=1000, max_length=192, max_new_tokens=180,
                        batch_size=16, lr=3e-3, max_epochs=3, precision="32", dropout=0.0, temperature=0.5)
-BAD_SOLUTIONS = ("drop", "error")
 SHOWCASE_N = 10
 _LM_ONLY = ("precision", "lr", "max_epochs", "max_steps", "warmup_ratio", "max_length", "n_layer", "n_embd", "n_head",
             "vocab_size", "dropout", "temperature", "top_p", "max_new_tokens", "calculator", "variants",
@@ -146,44 +144,23 @@ class ProblemGenerator(Task):
         merged["format"] = merged.get("format") or self.state.get("format_arg", "auto")
         return F.read_records(table, **merged)
 
-    @staticmethod
-    def _check_solutions(records: list[dict], table, policy: str) -> tuple[list[dict], dict]:
-        """Training lines whose `<<expr=value>>` steps are malformed or wrong (or disagree with the text
-        around them) never reach training: dropped and counted (default), or refused with file and row."""
-        kept, dropped, where = [], 0, []
-        for i, r in enumerate(records):
-            v = verify_solution(r["solution"], require_steps=False)
-            if v.ok or (not v.steps and "####" not in r["solution"]):  # nothing checkable (MATH style): kept
-                kept.append(r)
-                continue
-            if policy == "error":
-                raise DataError(f"the worked solution fails the verifier: {v.errors[0]} (pass bad_solutions='drop' "
-                                "to train on the rest)", column="solution", **table.where(i))
-            dropped += 1
-            if len(where) < 3:
-                loc = table.where(i)
-                where.append(f"row {loc['row']}: {v.errors[0]}")
-        if not kept:
-            raise DataError("every worked solution fails the verifier; nothing left to train on", source=table.source)
-        return kept, {"dropped": dropped, "examples": where}
-
     def _prepare(self, train, val, *, format: str = "auto", problem_column=None, solution_column=None,
                  answer_column=None, topic_column=None, difficulty_column=None,
                  bad_solutions: str = "drop") -> _Prepared:
-        if bad_solutions not in BAD_SOLUTIONS:
-            raise ConfigError(f"bad_solutions must be one of {list(BAD_SOLUTIONS)}, got {bad_solutions!r}")
+        if bad_solutions not in F.BAD_SOLUTIONS:
+            raise ConfigError(f"bad_solutions must be one of {list(F.BAD_SOLUTIONS)}, got {bad_solutions!r}")
         cols = dict(problem_column=problem_column, solution_column=solution_column, answer_column=answer_column,
                     topic_column=topic_column, difficulty_column=difficulty_column)
         records, fmt = F.read_records(train, format=format, **cols)
-        records, dropped = self._check_solutions(records, train, bad_solutions)
+        records, dropped = F.check_solutions(records, train, bad_solutions)
         val_records = None
         if val is not None:
-            val_records = self._check_solutions(F.read_records(val, format=format, **cols)[0], val, bad_solutions)[0]
+            val_records = F.check_solutions(F.read_records(val, format=format, **cols)[0], val, bad_solutions)[0]
         if dropped["dropped"]:
             warnings.warn(f"{train.source}: {dropped['dropped']} of {dropped['dropped'] + len(records)} worked "
                           f"solutions fail the verifier and are left out of training (e.g. "
                           f"{'; '.join(dropped['examples'])}); bad_solutions='error' refuses such data instead",
-                          stacklevel=3)
+                          stacklevel=F.caller_level())
         added = 0
         if not self.uses_templates and self.hparams.variants:
             from .bank import TemplateBank
