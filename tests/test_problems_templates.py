@@ -98,6 +98,18 @@ def test_why_a_problem_is_not_lifted(problem, solution, reason):
     assert e.value.reason == reason
 
 
+def test_a_quantity_the_solution_writes_in_words_changes_with_it():
+    problem = "John has 3 children. He buys 2 notebooks for each of his children. How many notebooks does he buy?"
+    solution = "John buys 2 notebooks for his three children: 2 x 3 = <<2*3=6>>6 notebooks.\n#### 6"
+    rng = random.Random(0)
+    for s in filter(None, (Instantiator(lift(problem, solution)).sample(rng) for _ in range(20))):
+        children = int(s["values"][0])
+        words = {4: "four", 5: "five", 6: "six", 2: "two", 3: "three"}
+        assert f"his {words[children]} children" in s["solution"] and str(children) in s["problem"]
+    with pytest.raises(LiftError, match="number in words"):  # "two quantities" is not the 2 notebooks
+        lift(problem, solution.replace("\n#### 6", "\nAdd the two amounts: <<6*1=6>>6\n#### 6"))
+
+
 def test_unannotated_arithmetic_gets_an_annotation():
     s = annotate_text_steps("Mark has 100 cards - 10 cards = 90 cards.\nLloyd has 90/3 = <<90/3=30>>30.\n#### 30")
     assert "= <<100-10=90>>90 cards" in s and s.count("<<") == 2 and verify_solution(s).ok

@@ -37,10 +37,7 @@ BUILTIN_N = 2000
 BUILTIN_LM_HPARAMS = dict(n_layer=2, n_embd=128, n_head=4, vocab_size=1000, max_length=192, max_new_tokens=180,
                        batch_size=16, lr=3e-3, max_epochs=3, precision="32", dropout=0.0, temperature=0.5)
 SHOWCASE_N = 10
-_LM_ONLY = ("precision", "lr", "max_epochs", "max_steps", "warmup_ratio", "max_length", "n_layer", "n_embd", "n_head",
-            "vocab_size", "dropout", "temperature", "top_p", "max_new_tokens", "calculator", "variants",
-            "predict_batch_size", "batch_size", "weight_decay", "scheduler", "grad_accum", "clip_norm", "patience",
-            "checkpoint_every", "group_by_length")
+_TEMPLATE_HPARAMS = ("seed", "max_attempts", "ngram", "max_overlap", "require_steps", "novelty")  # what templates use
 
 
 @dataclass
@@ -131,7 +128,7 @@ class ProblemGenerator(Task):
 
     def _card_hparams(self) -> dict:
         hp = self.hparams.to_dict()
-        return {k: v for k, v in hp.items() if k not in _LM_ONLY} if self.uses_templates else hp
+        return {k: v for k, v in hp.items() if k in _TEMPLATE_HPARAMS} if self.uses_templates else hp
 
     def num_parameters(self) -> int:
         self._require_fitted()

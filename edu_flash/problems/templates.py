@@ -178,7 +178,7 @@ def _number_words(problem: str, masked: str, roles: _Roles, changing: set) -> li
         if nxt and m.value in roles.var_of:
             after.setdefault(m.value, set()).add(nxt.group(1))
     slots = []
-    for m in re.finditer(r"\b([A-Za-z]+)\b(?:\s+([a-z]+))?", masked):
+    for m in re.finditer(r"\b([A-Za-z]+)\b(?=(?:\s+([a-z]+))?)", masked):
         w = m.group(1).lower()
         v = NUMBER_WORDS.get(w)
         if v is None or v not in changing or w in problem.lower() or w in _NOT_QUANTITY_WORDS:
