@@ -48,8 +48,8 @@ def _noise(messages) -> list[str]:
 @pytest.fixture(scope="module")
 def gen(tmp_path_factory):
     s = ProblemGenerator.builtin_data(80)
-    g = ProblemGenerator(n_layer=1, n_embd=32, n_head=2, vocab_size=300, max_length=96, max_new_tokens=30,
-                         max_steps=2, precision="32", max_attempts=1)
+    g = ProblemGenerator("gpt2-scratch", n_layer=1, n_embd=32, n_head=2, vocab_size=300, max_length=96,
+                         max_new_tokens=30, max_steps=2, precision="32", max_attempts=1)
     return g, s
 
 
