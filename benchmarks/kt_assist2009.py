@@ -61,6 +61,8 @@ def parse_args(argv=None):
     p.add_argument("--max-students", type=int, default=500)
     p.add_argument("--goals", default="next", choices=["next", "random"])
     p.add_argument("--policy", default="{}", help='JSON planner settings, e.g. {"plan_depth": 1}')
+    p.add_argument("--cross", action="store_true", help="also plan with each simulated student's own model "
+                   "(its oracle) and with all three together, and score those plans under every simulated student")
     p.add_argument("--variants", default="[]", help="JSON list of other planner settings, each run as the "
                    "recommender only and compared with the same baselines (same students, goals and draws)")
     return p.parse_args(argv)
@@ -274,6 +276,8 @@ def run_paths(args):
         print(f"{name} ({r['about']}): share of the oracle's gain over random {fmt(r['oracle_share'], 3)}; "
               f"bar met: {r['bar_met']}")
     variants(rec, json.loads(args.variants), out, path_df, sims, models, data, args)
+    if args.cross:
+        cross_oracles(rec, out, path_df, sims, models, args)
     print(f"\nload average at end {os.getloadavg()[0]:.1f}")
     if args.out:
         out["per_student"] = {k: {p: np.asarray(g).tolist() for p, g in v.items()} for k, v in out["per_student"].items()}
@@ -304,22 +308,57 @@ def variants(rec, settings: list, out, path_df, sims, models, data, args):
         return
     base = rec.hparams
     students = train_simulators(PathRecommender, None, sims, models_dir=models)
-    print("\n| variant | simulated student | gain [95% CI] | minus random | minus round-robin | minus weakest-first "
-          "| share of oracle |\n|---|---|---|---|---|---|---|")
+    print("\n| variant | simulated student | gain [95% CI] | minus random | minus easiest-first | minus round-robin | "
+          "minus weakest-first | share of oracle |\n|---|---|---|---|---|---|---|---|")
     for v in settings:
-        set_policy(rec, {**{k: getattr(base, k) for k in ("plan_depth", "plan_beam", "mastered", "plan_models")}, **v},
+        set_policy(rec, {**{k: getattr(base, k) for k in ("plan_depth", "plan_beam", "mastered", "plan_models",
+                                                         "plan_rule")}, **v},
                    data / "builder_train.csv")
         o = rec.evaluate_paths(path_df, students, policies=[], steps=args.steps, n_goal=args.n_goal,
                                history_len=args.history_len, max_students=args.max_students, goals=args.goals)
         for name, per in o["per_student"].items():
             g, b = per["recommender"], out["per_student"][name]
             share = share_interval(g - b["random"], b["oracle"] - b["random"])
-            print(f"| {json.dumps(v)} | {name} | {fmt(mean_interval(g))} | {fmt(mean_interval(g - b['random']))} | "
-                  f"{fmt(mean_interval(g - b['round-robin']))} | {fmt(mean_interval(g - b['weakest-first']))} | "
-                  f"{fmt(share, 3)} |", flush=True)
+            diffs = " | ".join(fmt(mean_interval(g - b[p])) for p in ("random", "easiest-first", "round-robin",
+                                                                          "weakest-first"))
+            print(f"| {json.dumps(v)} | {name} | {fmt(mean_interval(g))} | {diffs} | {fmt(share, 3)} |", flush=True)
         out.setdefault("variants", []).append({"settings": v, "per_student": {
             k: p["recommender"].tolist() for k, p in o["per_student"].items()}})
     rec.hparams = base
+
+
+def cross_oracles(rec, out, path_df, sims, models, args):
+    """Why the simulators cannot all be pleased: each one's oracle (planning with that simulated
+    student's own model) scored under every simulated student, as a share of that student's own
+    oracle gain over random; plus one plan made with all three exact models at once (minimax regret),
+    the best a single policy could do knowing every simulator exactly. Same students, goals, draws."""
+    from edu_flash import PathRecommender
+    from edu_flash.path.paths import student_sim
+    from edu_flash.path.policy import Ensemble
+    from edu_flash.path.stats import fmt, share_interval
+    from edu_flash.path.study import train_simulators
+
+    students = train_simulators(PathRecommender, None, sims, models_dir=models)
+    mapped = lambda s: student_sim(rec.state["vocab"], s)
+    planners = {f"oracle of {k}": (lambda k=k: mapped(students[k])) for k in sims}
+    planners["all three exact models (minimax regret)"] = lambda: Ensemble([mapped(students[k]) for k in sims])
+    keep = rec.hparams
+    print("\n| plans with | " + " | ".join(f"share of {k}'s oracle" for k in sims) + " |\n|---|" + "---|" * len(sims))
+    try:
+        rec.hparams = keep.replace(mastered=None)
+        for name, make in planners.items():
+            rec._sim = make
+            o = rec.evaluate_paths(path_df, students, policies=[], steps=args.steps, n_goal=args.n_goal,
+                                   history_len=args.history_len, max_students=args.max_students, goals=args.goals)
+            cells = []
+            for k in sims:
+                g, b = o["per_student"][k]["recommender"], out["per_student"][k]
+                cells.append(fmt(share_interval(g - b["random"], b["oracle"] - b["random"]), 3))
+            print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+            out.setdefault("cross", {})[name] = {k: o["per_student"][k]["recommender"].tolist() for k in sims}
+    finally:
+        rec.hparams = keep
+        rec.__dict__.pop("_sim", None)      # back to planning with the recommender's own model
 
 
 def main(argv=None):

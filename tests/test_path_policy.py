@@ -224,3 +224,24 @@ def test_sim_goal_weights_average_items_then_skills():
     W = sim.goal_weights([[1, 2]], items)
     p = np.asarray(items, float) / 10
     assert (p * W[0]).sum() == pytest.approx((np.mean([.1, .2, .4]) + np.mean([.3, .4])) / 2)
+
+
+def test_minimax_regret_takes_the_item_no_member_minds_much():
+    """Member A gains most from skill a, member B from skill b; both rate c a close second. The mean
+    model follows whichever is louder; minimax regret takes c."""
+    from edu_flash.path.policy import Ensemble
+
+    a = _set_bkt(_task("bkt"), prior={"default": .2}, learn={"default": .01, "a": .9, "c": .3},
+                 guess={"default": .2}, slip={"default": .1})
+    b = _set_bkt(_task("bkt"), prior={"default": .2}, learn={"default": .01, "b": .45, "c": .3},
+                 guess={"default": .2}, slip={"default": .1})
+    sa, sb = a._sim(), b._sim()
+    goal = _ix(a, ["a", "b", "c"])
+    start = [(np.array(_ix(a, ["d"]), np.int64), np.zeros(1, np.float32))]
+    cands = [np.array(sorted(goal))]
+    one = lambda sim: Planner(depth=1).choose(sim, start, cands, [goal])[0]
+    assert one(sa) == _ix(a, ["a"])[0] and one(sb) == _ix(a, ["b"])[0]
+    assert one(Ensemble([sa, sb], "mean")) == _ix(a, ["a"])[0]
+    assert one(Ensemble([sa, sb], "regret")) == _ix(a, ["c"])[0]
+    with pytest.raises(ValueError, match="rule"):
+        Ensemble([sa, sb], "vote")

@@ -55,3 +55,20 @@ def describe(prep, vocab: dict, split_info: dict) -> dict:
            "rows found out of time order (sorted)": t.sorted_rows}
     out.update(split_info)
     return out
+
+
+_PLAN = ("plan_depth", "plan_beam", "mastered", "plan_models", "plan_rule")
+_CLASSICAL = {"pfa": ("pfa_c",), "bkt": ("em_iters",)}
+_ARCH = ("d_model", "dropout", "n_layers", "n_heads", "item_bias")   # the card's procedure gives the values used
+
+
+def card_hparams(task) -> dict:
+    """Only what this backbone (and its planning companions) use, plus the planner's settings."""
+    hp = task.hparams.to_dict()
+    extra = [k for m in hp["plan_models"] for k in _CLASSICAL.get(m, ())]
+    if task.backbone in _CLASSICAL:
+        keep = ["seed", *_CLASSICAL[task.backbone], *extra]
+    else:
+        skip = {k for ks in _CLASSICAL.values() for k in ks} | set(_ARCH) | set(_PLAN)
+        keep = [k for k in hp if k not in skip] + extra
+    return {k: hp[k] for k in dict.fromkeys([*keep, *_PLAN])}

@@ -241,6 +241,25 @@ def q_matrix(vocab: dict):
     return m
 
 
+def histories(history, cols: Columns, vocab: dict) -> tuple[list[str], list]:
+    """One student's history (list of (item, correct) pairs or records) or a table of several, as
+    (student names, [(item indices, responses)])."""
+    import numpy as np
+    import pandas as pd
+
+    from ..core.data import read_table
+
+    if isinstance(history, (list, tuple)) and all(isinstance(x, (list, tuple)) and len(x) == 2 for x in history):
+        history = pd.DataFrame([{cols.item: i, cols.correct: c} for i, c in history], columns=[cols.item, cols.correct])
+    table = read_table(as_table(history, "history"), name="history")
+    if len(table.df) == 0:
+        return ["student"], [(np.zeros(0, np.int64), np.zeros(0, np.float32))]
+    if cols.student not in table.df.columns:
+        table.df = table.df.assign(**{cols.student: "student"})
+    logs, _ = read_logs(table, cols, vocab=vocab, min_len=0)
+    return logs.students, list(zip(logs.items, logs.correct))
+
+
 # ------------------------------------------------------------------------------ windows
 def train_windows(logs: Logs, window: int) -> list[tuple[Any, Any]]:
     """Non-overlapping chunks of `window`; a chunk needs 2 responses to score anything."""

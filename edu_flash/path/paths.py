@@ -44,19 +44,20 @@ def recommend(task, history, k, target, goal_skills, candidates, strict, columns
     cand = np.unique(cand)
     if goal is None:   # each item judged on its own skills, one step ahead
         p, gain = own_skill_gains(sim, hist, cand)
-        value = np.full(len(cand), np.nan)
+        value = score = np.full(len(cand), np.nan)
         allow = _own_mastered(sim, hist, cand, pl.mastered)
     else:
         rows, tree = pl.search(sim, [hist], [cand], [goal])
         pos = {int(c): j for j, c in enumerate(rows[0])}
         p, gain = _first_step(sim, hist, cand, goal)
-        value = np.array([tree.value[0, pos[c]] if c in pos and np.isfinite(tree.value[0, pos[c]]) else np.nan
-                          for c in cand])
+        at = lambda a: np.array([a[0, pos[c]] if c in pos and np.isfinite(a[0, pos[c]]) else np.nan for c in cand])
+        value, score = at(tree.value), at(tree.score)
         allow = pl.allowed(sim, [hist], [cand], [goal])[0]
     lo, hi = _zone(target) if target is not None else (0.0, 1.0)
     good = allow & (gain > 0) & (p >= lo) & (p <= hi)
-    rank = np.where(np.isnan(value), gain, value)
-    order = sorted(range(len(cand)), key=lambda j: (not good[j], -rank[j]))
+    # planned items (the beam) by the planner's score, then the rest by one-step gain
+    order = sorted(range(len(cand)), key=lambda j: (not good[j], bool(np.isnan(score[j])),
+                                                    -(gain[j] if np.isnan(score[j]) else score[j])))
     rows_out = []
     for j in order:
         if strict and not good[j]:
@@ -150,6 +151,18 @@ def _pick_goals(logs, chosen, usable: list[int], q, n_goal: int, history_len: in
     return goals
 
 
+def item_map(vocab: dict, other) -> np.ndarray:
+    """Item index in `vocab` -> index in another PathRecommender's vocabulary (0: unknown to it)."""
+    ix = {n: j + 1 for j, n in enumerate(other.state["vocab"]["items"])}
+    return np.array([0] + [ix.get(n, 0) for n in vocab["items"]])
+
+
+def student_sim(vocab: dict, other, mapping: np.ndarray | None = None) -> Sim:
+    """Another PathRecommender's backbone as a Sim over `vocab`'s items (a simulated student)."""
+    m = item_map(vocab, other) if mapping is None else mapping
+    return Sim(lambda hs, c: other._probs([(m[i], r) for i, r in hs], m[np.asarray(c)]), vocab["q"])
+
+
 def evaluate_paths(task, logs, simulators: dict, *, steps: int, n_goal: int, max_students: int,
                    history_len: int, goals: str, policies, seed: int, n_boot: int) -> dict:
     if goals not in ("next", "random"):
@@ -159,10 +172,7 @@ def evaluate_paths(task, logs, simulators: dict, *, steps: int, n_goal: int, max
     if unknown:
         raise ConfigError(f"unknown baseline policies {unknown}; known: {list(BASELINES)}")
     rec, v = task._sim(), task.state["vocab"]
-    maps = {}
-    for name, s in simulators.items():
-        ix = {n: j + 1 for j, n in enumerate(s.state["vocab"]["items"])}
-        maps[name] = np.array([0] + [ix.get(n, 0) for n in v["items"]])
+    maps = {name: item_map(v, s) for name, s in simulators.items()}
     known = np.logical_and.reduce([m > 0 for m in maps.values()])
     usable = [s for s, its in sorted(rec.skill_items.items()) if known[its].all()]
     if len(usable) < n_goal:
@@ -178,8 +188,7 @@ def evaluate_paths(task, logs, simulators: dict, *, steps: int, n_goal: int, max
            "history_len": history_len, "planner": vars(pl), "simulators": {}, "per_student": {}}
     t0 = time.perf_counter()
     for name, s in simulators.items():
-        m = maps[name]
-        stu = Sim(lambda hs, c, s=s, m=m: s._probs([(m[i], r) for i, r in hs], m[np.asarray(c)]), v["q"])
+        stu = student_sim(v, s, maps[name])
         eps = {p: run(p, pl, rec, stu, starts, cands, goal_sets, steps, seed) for p in ["recommender", *policies]}
         out["per_student"][name] = {p: e.gain for p, e in eps.items()}
         out["simulators"][name] = summarize(eps, n_boot=n_boot, seed=seed)

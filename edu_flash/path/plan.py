@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .policy import Hist, Planner, Sim, expectimax, extend
+from .policy import Hist, Planner, Sim, expectimax, extend, search_tree
 
 
 def plan(sim: Sim, hist: Hist, cands: np.ndarray, goal: list[int], steps: int, planner: Planner,
@@ -38,9 +38,9 @@ def plan(sim: Sim, hist: Hist, cands: np.ndarray, goal: list[int], steps: int, p
             g1 = expectimax(sim, rolls, rows, ok, [goal] * samples, 1).gain.mean(0)
             keep = np.argsort(-g1, kind="stable")[:planner.beam]
             rows, ok = rows[:, keep], ok[:, keep]
-        tree = expectimax(sim, rolls, rows, ok, [goal] * samples, depth)
-        gain, value = tree.gain.mean(0), tree.value.mean(0)
-        score = np.where(gain > 0, value + 1e-9 * gain, -np.inf)
+        tree = search_tree(sim, rolls, rows, ok, [goal] * samples, depth)
+        gain = tree.gain.mean(0)
+        score = np.where(gain > 0, tree.score.mean(0) + 1e-9 * gain, -np.inf)
         if not np.isfinite(score).any():
             out["stopped"] = f"no candidate item raises the expected goal mastery after step {t}"
             break

@@ -52,6 +52,20 @@ class Sim:
         return W
 
 
+class Ensemble(Sim):
+    """Several student models that decide together. As a Sim (P(correct), mastery, the beam) it is
+    their mean. With rule="regret" the planner searches on each member separately and takes the
+    item whose largest regret across members — the share of that member's best-to-worst spread it
+    gives up — is smallest (minimax regret), so no member's view of practice is sacrificed to
+    another's; rule="mean" plans on the mean model."""
+
+    def __init__(self, members: list[Sim], rule: str = "regret"):
+        if rule not in ("regret", "mean"):
+            raise ValueError(f"rule must be 'regret' or 'mean', got {rule!r}")
+        super().__init__(lambda h, c: sum(m.probs(h, c) for m in members) / len(members), members[0].q)
+        self.members, self.rule = members, rule
+
+
 def extend(h: Hist, item: int, r: float) -> Hist:
     return np.append(h[0], item), np.append(h[1], np.float32(r))
 
@@ -77,6 +91,29 @@ class Tree:
     now: np.ndarray      # [N] goal mastery now
     gain: np.ndarray     # [N, B] expected goal mastery after the candidate, minus now
     value: np.ndarray    # [N, B] expected goal mastery at the end of the best `depth`-step plan, minus now
+    score: np.ndarray | None = None   # [N, B] what the choice maximises (default: value)
+
+    def __post_init__(self):
+        if self.score is None:
+            self.score = self.value
+
+
+def search_tree(sim: Sim, hists: list[Hist], cands: np.ndarray, ok: np.ndarray, goals: list[list[int]],
+                depth: int) -> Tree:
+    """expectimax, or for an Ensemble with rule="regret" one expectimax per member combined by
+    minimax regret (gain and value: the members' means; score: minus the largest regret)."""
+    if not isinstance(sim, Ensemble) or sim.rule == "mean":
+        return expectimax(sim, hists, cands, ok, goals, depth)
+    trees = [expectimax(m, hists, cands, ok, goals, depth) for m in sim.members]
+    v = np.stack([t.value for t in trees])                              # [M, N, B], -inf where not ok
+    fin = np.isfinite(v)
+    best = np.where(fin, v, -np.inf).max(2, keepdims=True)
+    worst = np.where(fin, v, np.inf).min(2, keepdims=True)
+    span = np.where(best - worst > 1e-12, best - worst, 1.0)
+    regret = np.where(fin, (best - v) / span, np.inf).max(0)            # [N, B]
+    mean = lambda xs: np.mean(np.stack(xs), 0)
+    return Tree(mean([t.p for t in trees]), mean([t.now for t in trees]), mean([t.gain for t in trees]),
+                mean([t.value for t in trees]), -regret)
 
 
 def expectimax(sim: Sim, hists: list[Hist], cands: np.ndarray, ok: np.ndarray, goals: list[list[int]],
@@ -166,23 +203,23 @@ class Planner:
             first = expectimax(sim, hists, rows, ok, goals, 1)
             keep = np.argsort(-first.gain, 1, kind="stable")[:, :self.beam]
             rows, ok = np.take_along_axis(rows, keep, 1), np.take_along_axis(ok, keep, 1)
-        return rows, expectimax(sim, hists, rows, ok, goals, depth)
+        return rows, search_tree(sim, hists, rows, ok, goals, depth)
 
     def choose(self, sim: Sim, hists: list[Hist], cands: list[np.ndarray], goals: list[list[int]],
                strict: bool = False, remaining: int | None = None) -> list[int | None]:
         """One item per history (None under `strict` when no allowed item has a positive gain).
         Ties in look-ahead value go to the larger one-step gain (sooner is safer)."""
         rows, t = self.search(sim, hists, cands, goals, remaining)
-        value = t.value + 1e-9 * np.where(np.isfinite(t.gain), t.gain, 0)
-        value = np.where(t.gain > 0, value, -np.inf) if strict else value
+        score = t.score + 1e-9 * np.where(np.isfinite(t.gain), t.gain, 0)
+        score = np.where(t.gain > 0, score, -np.inf) if strict else score
         out = []
         for i in range(len(hists)):
-            j = int(np.argmax(value[i]))
-            if not np.isfinite(value[i, j]):
+            j = int(np.argmax(score[i]))
+            if not np.isfinite(score[i, j]):
                 if strict:
                     out.append(None)
                     continue
-                j = int(np.argmax(np.where(np.isfinite(t.value[i]), t.value[i], t.gain[i])))
+                j = int(np.argmax(np.where(np.isfinite(t.score[i]), t.score[i], t.gain[i])))
             out.append(int(rows[i, j]))
         return out
 

@@ -44,8 +44,10 @@ class PathHParams(TrainHParams):
     plan_depth: int = bounded(2, min=1, max=4)
     plan_beam: int = bounded(6, min=1)
     mastered: float | None = bounded(0.95, min=0.0, max=1.0)
-    # classical models fitted on the same students and averaged with the backbone when planning
+    # classical models fitted on the same students and planned with next to the backbone, combined by
+    # minimax regret over the members' look-ahead values ("regret") or by averaging their predictions
     plan_models: list = field(default_factory=list)
+    plan_rule: str = choice("regret", ("regret", "mean"))
 
     def validate(self) -> None:
         super().validate()
@@ -132,6 +134,11 @@ class PathRecommender(Task):
             self.card.notes.append(items_are_skills_note())
         return describe(prep, self.state["vocab"], self._split_info)
 
+    def _card_hparams(self) -> dict:
+        from .card import card_hparams
+
+        return card_hparams(self)
+
     def _q(self) -> list[list[int]]:
         return self.state["vocab"]["q"]
 
@@ -193,7 +200,7 @@ class PathRecommender(Task):
         self.planners = {m: classical.fit(m, self.state["vocab"], *self._all_logs(prep), self.hparams) for m in names}
         if names:
             self.card.procedure["planning models"] = ", ".join([self.backbone, *names]) + \
-                " (fitted on the same students, averaged when recommending and planning)"
+                f" (fitted on the same students; recommend and plan_path combine them by {self.hparams.plan_rule})"
 
     @property
     def _classical(self) -> bool:
@@ -216,13 +223,16 @@ class PathRecommender(Task):
                           batch_size=self.hparams.predict_batch_size)
 
     def _sim(self):
-        """The model recommend / plan_path plan with: the backbone, averaged with `plan_models`."""
+        """The model recommend / plan_path plan with: the backbone, with `plan_models` beside it."""
         from .policy import Sim
 
-        members = [self._probs] + [m.next_probs for m in self.planners.values()]
-        if len(members) == 1:
-            return Sim(self._probs, self._q())
-        return Sim(lambda hists, cand: sum(f(hists, cand) for f in members) / len(members), self._q())
+        own = Sim(self._probs, self._q())
+        if not self.planners:
+            return own
+        from .policy import Ensemble
+
+        return Ensemble([own] + [Sim(m.next_probs, self._q()) for m in self.planners.values()],
+                        self.hparams.plan_rule)
 
     def _sequence_probs(self, logs: D.Logs, precision: str = "32"):
         if self._classical:
@@ -237,20 +247,7 @@ class PathRecommender(Task):
         return y, p
 
     def _histories(self, history, cols: D.Columns) -> tuple[list[str], list]:
-        """One student's history (list of (item, correct) pairs or records) or a table of several."""
-        import numpy as np
-        import pandas as pd
-
-        if isinstance(history, (list, tuple)) and all(isinstance(x, (list, tuple)) and len(x) == 2 for x in history):
-            history = pd.DataFrame([{cols.item: i, cols.correct: c} for i, c in history],
-                                   columns=[cols.item, cols.correct])
-        table = read_table(D.as_table(history, "history"), name="history")
-        if len(table.df) == 0:
-            return ["student"], [(np.zeros(0, np.int64), np.zeros(0, np.float32))]
-        if cols.student not in table.df.columns:
-            table.df = table.df.assign(**{cols.student: "student"})
-        logs, _ = D.read_logs(table, cols, vocab=self.state["vocab"], min_len=0)
-        return logs.students, list(zip(logs.items, logs.correct))
+        return D.histories(history, cols, self.state["vocab"])
 
     def _item_ix(self, items):
         return D.index_of(self.state["vocab"], "items", items)
