@@ -127,7 +127,7 @@ def test_predict_rejects_unknown_items_and_bad_flags(fitted):
 def test_recommend_ranks_by_gain_and_keeps_to_the_target_zone(fitted):
     for rec in fitted.values():
         recs = rec.recommend(HISTORY, k=30)
-        assert recs and all(r["expected_gain"] > 0 and not r["mastered"] for r in recs)
+        assert recs and all(r["expected_gain"] > 0 and not r["mastered"] and not r["just_answered"] for r in recs)
         gains = [r["expected_gain"] for r in recs]
         assert gains == sorted(gains, reverse=True)
         p = rec.predict(HISTORY)["p_correct"]
@@ -235,3 +235,13 @@ def test_dkt_format_file_trains_directly(tmp_path):
 def test_bad_column_argument_is_a_config_error(logs):
     with pytest.raises(ConfigError, match="student_column"):
         PathRecommender("pfa").finetune(logs[0], learner_column="student")
+
+
+def test_an_item_just_answered_waits_while_its_skill_has_others(fitted):
+    rec = fitted["dkt"]
+    history = HISTORY + [("q301", 1), ("q302", 0)]
+    recs = rec.recommend(history, k=10, goal_skills=["k3"])
+    assert recs and not {"q301", "q302"} & {r["item"] for r in recs}
+    plan = rec.plan_path(history, ["k3"], steps=6, samples=4)
+    items = plan.items
+    assert all(a != b for a, b in zip(items, items[1:])), items      # k3 has four items: no item twice running

@@ -45,16 +45,17 @@ def recommend(task, history, k, target, goal_skills, candidates, strict, columns
     if goal is None:   # each item judged on its own skills, one step ahead
         p, gain = own_skill_gains(sim, hist, cand)
         value = score = np.full(len(cand), np.nan)
-        allow = _own_mastered(sim, hist, cand, pl.mastered)
+        open_ = _own_open(sim, hist, cand, pl.mastered)
     else:
         rows, tree = pl.search(sim, [hist], [cand], [goal])
         pos = {int(c): j for j, c in enumerate(rows[0])}
         p, gain = _first_step(sim, hist, cand, goal)
         at = lambda a: np.array([a[0, pos[c]] if c in pos and np.isfinite(a[0, pos[c]]) else np.nan for c in cand])
         value, score = at(tree.value), at(tree.score)
-        allow = pl.allowed(sim, [hist], [cand], [goal])[0]
+        open_ = pl.open_mask(sim, [hist], [cand], [goal])[0]
+    fresh = pl.fresh_mask(sim, hist, cand, open_)
     lo, hi = _zone(target) if target is not None else (0.0, 1.0)
-    good = allow & (gain > 0) & (p >= lo) & (p <= hi)
+    good = open_ & fresh & (gain > 0) & (p >= lo) & (p <= hi)
     # planned items (the beam) by the planner's score, then the rest by one-step gain
     order = sorted(range(len(cand)), key=lambda j: (not good[j], bool(np.isnan(score[j])),
                                                     -(gain[j] if np.isnan(score[j]) else score[j])))
@@ -67,20 +68,21 @@ def recommend(task, history, k, target, goal_skills, candidates, strict, columns
                "p_correct": float(p[j]), "expected_gain": float(gain[j])}
         if goal is not None:
             row["planned_gain"] = None if np.isnan(value[j]) else float(value[j])
-        row["mastered"] = not bool(allow[j])
+        row["mastered"], row["just_answered"] = not bool(open_[j]), not bool(fresh[j])
         rows_out.append(row)
     return rows_out[:k]
 
 
 def _first_step(sim: Sim, hist, cand, goal):
-    from .policy import expectimax, pad
+    """P(correct) and one-step expected gain of every candidate (members' means for an Ensemble)."""
+    from .policy import pad, search_tree
 
     rows, ok = pad([cand])
-    t = expectimax(sim, [hist], rows, ok, [goal], 1)
+    t = search_tree(sim, [hist], rows, ok, [goal], 1)
     return t.p[0, :len(cand)], t.gain[0, :len(cand)]
 
 
-def _own_mastered(sim: Sim, hist, cand, mastered) -> np.ndarray:
+def _own_open(sim: Sim, hist, cand, mastered) -> np.ndarray:
     """True where an item still practises a skill below `mastered` (its own skills, no goal)."""
     if mastered is None:
         return np.ones(len(cand), bool)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .policy import Hist, Planner, Sim, expectimax, extend, search_tree
+from .policy import Hist, Planner, Sim, expectimax, extend, judges, search_tree
 
 
 def plan(sim: Sim, hist: Hist, cands: np.ndarray, goal: list[int], steps: int, planner: Planner,
@@ -31,6 +31,7 @@ def plan(sim: Sim, hist: Hist, cands: np.ndarray, goal: list[int], steps: int, p
             out["stopped"] = f"every goal skill is at or above mastered={planner.mastered} after step {t}"
             break
         ok_item = np.array([any(open_[k] for k, s in enumerate(goal) if s in sim.q[c - 1]) for c in cands])
+        ok_item &= planner.fresh_mask(sim, rolls[0], cands, ok_item)   # every roll holds the same items
         rows = np.tile(cands, (samples, 1))
         ok = np.tile(ok_item, (samples, 1))
         depth = max(1, min(planner.depth, steps - t))
@@ -47,8 +48,12 @@ def plan(sim: Sim, hist: Hist, cands: np.ndarray, goal: list[int], steps: int, p
         j = int(np.argmax(score))
         item, p = int(rows[0, j]), tree.p[:, j]
         hyps = [extend(h, item, r) for h in rolls for r in (1.0, 0.0)]
-        m_after = sim.mastery(hyps, goal)                               # [2S, G]
-        skill_m = skill_m + (p[:, None] * m_after[0::2] + (1 - p[:, None]) * m_after[1::2] - m_now).mean(0)
+        step = 0.0   # the expected change of each goal skill, averaged like the planner's gain
+        for m in judges(sim):
+            pm = m.probs(rolls, np.array([item]))                       # [S, 1]
+            after = m.mastery(hyps, goal)                               # [2S, G]
+            step = step + (pm * after[0::2] + (1 - pm) * after[1::2] - m.mastery(rolls, goal)).mean(0)
+        skill_m = skill_m + step / len(judges(sim))
         out["steps"].append({"step": t + 1, "item": item, "p_correct": float(p.mean()), "expected_gain": float(gain[j]),
                              "skill_mastery": skill_m.copy()})
         rolls = [extend(h, item, float(u < q)) for h, u, q in zip(rolls, rng.random(samples), p)]

@@ -66,6 +66,12 @@ class Ensemble(Sim):
         self.members, self.rule = members, rule
 
 
+def judges(sim: Sim) -> list[Sim]:
+    """The models whose expected gains are averaged: an Ensemble's members under minimax regret
+    (the planner's gain is their mean), else the model itself."""
+    return sim.members if isinstance(sim, Ensemble) and sim.rule == "regret" else [sim]
+
+
 def extend(h: Hist, item: int, r: float) -> Hist:
     return np.append(h[0], item), np.append(h[1], np.float32(r))
 
@@ -174,10 +180,10 @@ class Planner:
     depth: int = 2
     beam: int = 6
     mastered: float | None = 0.95
+    fresh: int = 10     # an item answered in the last `fresh` responses waits while its skill has another
 
-    def allowed(self, sim: Sim, hists: list[Hist], cands: list[np.ndarray], goals: list[list[int]]) -> list:
-        """Per history, a mask over its candidates: False where every goal skill the item practises
-        is already mastered (if that leaves nothing, everything is allowed again)."""
+    def open_mask(self, sim: Sim, hists: list[Hist], cands: list[np.ndarray], goals: list[list[int]]) -> list:
+        """Per history, False for an item whose goal skills are all at `mastered` or above."""
         if self.mastered is None:
             return [np.ones(len(c), bool) for c in cands]
         skills = sorted({s for g in goals for s in g})
@@ -186,9 +192,34 @@ class Planner:
         out = []
         for i, (c, g) in enumerate(zip(cands, goals)):
             open_ = {s for s in g if m[i, col[s]] < self.mastered}
-            ok = np.array([bool(open_ & set(sim.q[it - 1])) for it in c], bool)
+            out.append(np.array([bool(open_ & set(sim.q[it - 1])) for it in c], bool))
+        return out
+
+    def allowed(self, sim: Sim, hists: list[Hist], cands: list[np.ndarray], goals: list[list[int]]) -> list:
+        """Per history, a mask over its candidates: not mastered (open_mask) and not just answered
+        while its skill has another item (fresh_mask); if that leaves nothing, everything again."""
+        out = []
+        for h, c, ok in zip(hists, cands, self.open_mask(sim, hists, cands, goals)):
+            ok = ok & self.fresh_mask(sim, h, c, ok)
             out.append(ok if ok.any() else np.ones(len(c), bool))
         return out
+
+    def fresh_mask(self, sim: Sim, hist: Hist, cands: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        """False for an item answered in the last `fresh` responses while an allowed candidate of one
+        of its skills was answered longer ago (or never): items of a skill take turns."""
+        items = hist[0]
+        if not self.fresh or not len(items):
+            return np.ones(len(cands), bool)
+        last = {int(it): t for t, it in enumerate(items.tolist())}
+        when = np.array([last.get(int(c), -1) for c in cands])
+        oldest: dict[int, int] = {}
+        for c, w, k in zip(cands, when, ok):
+            for s in sim.q[c - 1]:
+                if k:
+                    oldest[s] = min(oldest.get(s, w), w)
+        cut = len(items) - self.fresh
+        return np.array([w < cut or not any(oldest.get(s, w) < w for s in sim.q[c - 1])
+                         for c, w in zip(cands, when)], bool)
 
     def search(self, sim: Sim, hists: list[Hist], cands: list[np.ndarray], goals: list[list[int]],
                remaining: int | None = None):
