@@ -106,11 +106,13 @@ class Tree:
 
 def search_tree(sim: Sim, hists: list[Hist], cands: np.ndarray, ok: np.ndarray, goals: list[list[int]],
                 depth: int) -> Tree:
-    """expectimax, or for an Ensemble with rule="regret" one expectimax per member combined by
-    minimax regret (gain and value: the members' means; score: minus the largest regret)."""
+    """expectimax, or for an Ensemble with rule="regret" one expectimax per member (on the same
+    look-ahead histories) combined by minimax regret (gain and value: the members' means; score:
+    minus the largest regret)."""
     if not isinstance(sim, Ensemble) or sim.rule == "mean":
         return expectimax(sim, hists, cands, ok, goals, depth)
-    trees = [expectimax(m, hists, cands, ok, goals, depth) for m in sim.members]
+    levels, union = _levels(sim, hists, cands, goals, depth)
+    trees = [_backup(m, levels, union, cands, ok, goals) for m in sim.members]
     v = np.stack([t.value for t in trees])                              # [M, N, B], -inf where not ok
     fin = np.isfinite(v)
     best = np.where(fin, v, -np.inf).max(2, keepdims=True)
@@ -126,36 +128,46 @@ def expectimax(sim: Sim, hists: list[Hist], cands: np.ndarray, ok: np.ndarray, g
                depth: int) -> Tree:
     """Look `depth` answers ahead over the candidates (the same row at every level; padding and
     excluded candidates have ok=False). One model call per level, for all roots together."""
+    if depth < 1:
+        raise ValueError("depth must be at least 1")
+    levels, union = _levels(sim, hists, cands, goals, depth)
+    return _backup(sim, levels, union, cands, ok, goals)
+
+
+def _levels(sim: Sim, hists, cands, goals, depth):
+    """The look-ahead histories level by level (root-major: each root's nodes stay together), and
+    the items whose P(correct) the backup needs (candidates and goal items)."""
     N, B = cands.shape
     union = np.union1d(np.unique(cands), sim.items_of(sorted({s for g in goals for s in g})))
-    W = sim.goal_weights(goals, union)
-    ccol = np.searchsorted(union, cands)                    # [N, B]
-    levels, roots = [list(hists)], np.arange(N)
+    levels = [list(hists)]
     for _ in range(depth):
         prev, kids = levels[-1], []
         reps = len(prev) // N                               # nodes per root at the previous level
         for n, h in enumerate(prev):
-            r = n // reps
-            for b in range(B):
-                c = int(cands[r, b])
-                kids += [extend(h, c, 1.0), extend(h, c, 0.0)]
+            for c in cands[n // reps]:
+                kids += [extend(h, int(c), 1.0), extend(h, int(c), 0.0)]
         levels.append(kids)
+    return levels, union
+
+
+def _backup(sim: Sim, levels, union, cands, ok, goals) -> Tree:
+    N, B = cands.shape
+    W = sim.goal_weights(goals, union)
+    ccol = np.searchsorted(union, cands)                    # [N, B]
+    roots = np.arange(N)
     P = [sim.probs(lv, union) for lv in levels]
     mast = [(p * W[np.repeat(roots, len(p) // N)]).sum(1) for p in P]
     V = mast[-1]
-    first_gain = None
-    for d in range(depth - 1, -1, -1):
+    for d in range(len(levels) - 2, -1, -1):
         M = len(levels[d])
         owner = np.repeat(roots, M // N)
         pc = P[d][np.arange(M)[:, None], ccol[owner]]       # [M, B]
         child = V.reshape(M, B, 2)
         Q = np.where(ok[owner], pc * child[..., 0] + (1 - pc) * child[..., 1], -np.inf)
-        if d == 0:
-            m1 = mast[1].reshape(N, B, 2)
-            first_gain = pc * m1[..., 0] + (1 - pc) * m1[..., 1] - mast[0][:, None]
-            return Tree(pc, mast[0], np.where(ok, first_gain, -np.inf), Q - mast[0][:, None])
         V = Q.max(1)
-    raise ValueError("depth must be at least 1")
+    m1 = mast[1].reshape(N, B, 2)
+    gain = pc * m1[..., 0] + (1 - pc) * m1[..., 1] - mast[0][:, None]
+    return Tree(pc, mast[0], np.where(ok, gain, -np.inf), Q - mast[0][:, None])
 
 
 def pad(cands: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
