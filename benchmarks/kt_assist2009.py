@@ -341,7 +341,9 @@ def cross_oracles(rec, out, path_df, sims, models, args):
     students = train_simulators(PathRecommender, None, sims, models_dir=models)
     mapped = lambda s: student_sim(rec.state["vocab"], s)
     planners = {f"oracle of {k}": (lambda k=k: mapped(students[k])) for k in sims}
-    planners["all three exact models (minimax regret)"] = lambda: Ensemble([mapped(students[k]) for k in sims])
+    for rule, what in (("mean", "averaged"), ("regret", "minimax regret")):
+        planners[f"all three exact models ({what})"] = lambda rule=rule: Ensemble([mapped(students[k]) for k in sims],
+                                                                                 rule)
     keep = rec.hparams
     print("\n| plans with | " + " | ".join(f"share of {k}'s oracle" for k in sims) + " |\n|---|" + "---|" * len(sims))
     try:

@@ -20,7 +20,8 @@ def _task(backbone: str) -> PathRecommender:
     """A model over items a-f (items = skills), fitted on a few rows, whose parameters a test then sets."""
     rng = np.random.default_rng(0)
     rows = [(f"u{s}", NAMES[j % 6], int(rng.random() < .5)) for s in range(12) for j in range(s, s + 12)]
-    return PathRecommender(backbone, em_iters=1).finetune(pd.DataFrame(rows, columns=["student", "item", "correct"]))
+    return PathRecommender(backbone, em_iters=1, plan_models=[]).finetune(
+        pd.DataFrame(rows, columns=["student", "item", "correct"]))
 
 
 def _set_bkt(rec: PathRecommender, **params) -> PathRecommender:
@@ -171,7 +172,7 @@ def _deterministic(n_students=60):
         start = ["a", "b", "c"][:k] + ["d", "e", "f"][:3 - k]
         rows += [(f"u{s:03d}", it, 0) for it in start] + [(f"u{s:03d}", it, 1) for it in "abc"]
     df = pd.DataFrame(rows, columns=["student", "item", "correct"])
-    make = lambda: _set_bkt(PathRecommender("bkt", em_iters=1).finetune(df), prior={"default": 0.0},
+    make = lambda: _set_bkt(PathRecommender("bkt", em_iters=1, plan_models=[]).finetune(df), prior={"default": 0.0},
                             learn={"default": 1.0}, guess={"default": 0.0}, slip={"default": 0.0})
     return df, make(), make(), np.array([1 - (s % 3) / 3 for s in range(n_students)])
 

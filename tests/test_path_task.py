@@ -66,7 +66,8 @@ def test_models_learn_the_simulated_students(fitted, logs):
 def test_save_load_round_trip_without_pickle(fitted, tmp_path):
     for name, rec in fitted.items():
         folder = rec.save_pretrained(tmp_path / name)
-        assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+        assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors",
+                                                            "planners.safetensors"]
         assert has_pickle(folder) == []
         cfg = json.loads((folder / "config.json").read_text())
         assert cfg["backbone"] == name and cfg["state"]["vocab"]["q"]
@@ -130,7 +131,9 @@ def test_recommend_ranks_by_gain_and_keeps_to_the_target_zone(fitted):
         assert recs and all(r["expected_gain"] > 0 and not r["mastered"] and not r["just_answered"] for r in recs)
         gains = [r["expected_gain"] for r in recs]
         assert gains == sorted(gains, reverse=True)
-        p = rec.predict(HISTORY)["p_correct"]
+        v = rec.state["vocab"]   # P(correct) of the planning model: the backbone averaged with its companions
+        hist = [(np.array([v["items"].index(i) + 1 for i, _ in HISTORY]), np.array([c for _, c in HISTORY], float))]
+        p = dict(zip(v["items"], rec._sim().probs(hist, np.arange(1, len(v["items"]) + 1))[0]))
         assert all(r["p_correct"] == pytest.approx(p[r["item"]]) for r in recs)
         v = sorted(r["p_correct"] for r in recs)
         lo, hi = v[len(v) // 4], v[3 * len(v) // 4]

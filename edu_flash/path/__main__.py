@@ -33,7 +33,7 @@ def main(argv=None):
     for r in rec.recommend(history, k=3, goal_skills=["k2", "k3"]):
         print("recommend:", r)
     print(rec.plan_path(history, goal_skills=["k2", "k3"], steps=6))
-    students = {b: PathRecommender(b).finetune(test) for b in ("pfa", "bkt")}  # students the recommender never saw
+    students = {b: PathRecommender(b, plan_models=[]).finetune(test) for b in ("pfa", "bkt")}  # unseen students
     paths = rec.evaluate_paths(test, students, steps=8, max_students=50, history_len=10,
                                name="simulated students (held out)")
     for sim, r in paths["simulators"].items():

@@ -59,7 +59,7 @@ class Ensemble(Sim):
     gives up — is smallest (minimax regret), so no member's view of practice is sacrificed to
     another's; rule="mean" plans on the mean model."""
 
-    def __init__(self, members: list[Sim], rule: str = "regret"):
+    def __init__(self, members: list[Sim], rule: str = "regret"):   # members[0]: the recommender's backbone
         if rule not in ("regret", "mean"):
             raise ValueError(f"rule must be 'regret' or 'mean', got {rule!r}")
         super().__init__(lambda h, c: sum(m.probs(h, c) for m in members) / len(members), members[0].q)

@@ -8,9 +8,9 @@ draws. The outcome per student is the gain in goal mastery under the simulated s
 
 Baselines (what a teacher or a simple app would do):
   random         any goal item, uniformly
-  easiest-first  the goal item the recommender's model finds easiest (highest P(correct))
+  easiest-first  the goal item the recommender's KT backbone finds easiest (highest P(correct))
   round-robin    the goal skills in turn (interleaving), a random item of the skill
-  weakest-first  the goal skill with the lowest predicted mastery, a random item of it
+  weakest-first  the goal skill with the lowest mastery the backbone predicts, a random item of it
   oracle         the recommender's search run on the simulated student itself (the ceiling)
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .policy import Hist, Planner, Sim, extend, goal_mastery, per_row
+from .policy import Ensemble, Hist, Planner, Sim, extend, goal_mastery, per_row
 
 BASELINES = ("random", "easiest-first", "round-robin", "weakest-first", "oracle")
 
@@ -46,6 +46,7 @@ def choose(policy: str, planner: Planner, rec: Sim, stu: Sim, rec_h: list[Hist],
     """The item each policy gives each student at step t (pick: uniform draws [students];
     remaining: steps left including this one, which bounds the planners' look-ahead)."""
     n = len(rec_h)
+    own = rec.members[0] if isinstance(rec, Ensemble) else rec      # the rules read the KT backbone alone
     if policy == "recommender":
         return planner.choose(rec, rec_h, cands, goals, remaining=remaining)
     if policy == "oracle":
@@ -53,14 +54,14 @@ def choose(policy: str, planner: Planner, rec: Sim, stu: Sim, rec_h: list[Hist],
     if policy == "random":
         return [int(c[min(int(pick[i] * len(c)), len(c) - 1)]) for i, c in enumerate(cands)]
     if policy == "easiest-first":
-        return [int(c[np.argmax(p)]) for c, p in zip(cands, per_row(rec, rec_h, cands))]
+        return [int(c[np.argmax(p)]) for c, p in zip(cands, per_row(own, rec_h, cands))]
     if policy == "round-robin":
-        return [_skill_pick(rec, order[i][t % len(order[i])], pick[i]) for i in range(n)]
+        return [_skill_pick(own, order[i][t % len(order[i])], pick[i]) for i in range(n)]
     if policy == "weakest-first":
         skills = sorted({s for g in goals for s in g})
-        m, col = rec.mastery(rec_h, skills), {s: j for j, s in enumerate(skills)}
+        m, col = own.mastery(rec_h, skills), {s: j for j, s in enumerate(skills)}
         weakest = [g[int(np.argmin([m[i, col[s]] for s in g]))] for i, g in enumerate(goals)]
-        return [_skill_pick(rec, s, pick[i]) for i, s in enumerate(weakest)]
+        return [_skill_pick(own, s, pick[i]) for i, s in enumerate(weakest)]
     raise ValueError(f"unknown policy {policy!r}; known: recommender, {', '.join(BASELINES)}")
 
 

@@ -14,6 +14,7 @@ from . import data as D
 from .paths import record
 
 SIM_HPARAMS = {"dkt": {}, "pfa": {}, "bkt": {}}
+SIM_DEFAULTS = {"plan_models": []}   # a simulated student answers; it does not plan
 
 
 def split_students(rec, data, fraction: float, seed: int):
@@ -36,7 +37,7 @@ def train_simulators(task_cls, data, names, *, seed: int = 0, models_dir=None, r
         if folder is not None and (folder / "config.json").exists():
             out[name] = task_cls.from_pretrained(folder)
             continue
-        hp = {"seed": seed, **SIM_HPARAMS.get(name, {}), **((hparams or {}).get(name, {}))}
+        hp = {"seed": seed, **SIM_DEFAULTS, **SIM_HPARAMS.get(name, {}), **((hparams or {}).get(name, {}))}
         sim = task_cls(name, **hp).finetune(data, run_dir=Path(run_dir) / f"sim-{name}", progress=False)
         if folder is not None:
             sim.save_pretrained(folder)

@@ -45,9 +45,9 @@ class PathHParams(TrainHParams):
     plan_beam: int = bounded(6, min=1)
     mastered: float | None = bounded(0.95, min=0.0, max=1.0)
     # classical models fitted on the same students and planned with next to the backbone, combined by
-    # minimax regret over the members' look-ahead values ("regret") or by averaging their predictions
-    plan_models: list = field(default_factory=list)
-    plan_rule: str = choice("regret", ("regret", "mean"))
+    # averaging their predictions ("mean") or by minimax regret over their look-ahead values ("regret")
+    plan_models: list = field(default_factory=lambda: ["bkt", "pfa"])
+    plan_rule: str = choice("mean", ("mean", "regret"))
 
     def validate(self) -> None:
         super().validate()
