@@ -306,7 +306,7 @@ def variants(rec, settings: list, out, path_df, sims, models, data, args):
 
     if not settings:
         return
-    base = rec.hparams
+    base, planners = rec.hparams, dict(rec.planners)
     students = train_simulators(PathRecommender, None, sims, models_dir=models)
     print("\n| variant | simulated student | gain [95% CI] | minus random | minus easiest-first | minus round-robin | "
           "minus weakest-first | share of oracle |\n|---|---|---|---|---|---|---|---|")
@@ -324,7 +324,7 @@ def variants(rec, settings: list, out, path_df, sims, models, data, args):
             print(f"| {json.dumps(v)} | {name} | {fmt(mean_interval(g))} | {diffs} | {fmt(share, 3)} |", flush=True)
         out.setdefault("variants", []).append({"settings": v, "per_student": {
             k: p["recommender"].tolist() for k, p in o["per_student"].items()}})
-    rec.hparams = base
+    rec.hparams, rec.planners = base, planners
 
 
 def cross_oracles(rec, out, path_df, sims, models, args):

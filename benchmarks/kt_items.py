@@ -60,17 +60,20 @@ def main(argv=None):
         with tempfile.TemporaryDirectory() as run_dir:
             rec.finetune(train, run_dir=run_dir, progress=False)
         sec = time.perf_counter() - t0
-        m = rec.evaluate(test)
+        m = rec.evaluate(test, unknown="skip")   # test items never seen in training: skipped, counted
         arch = rec.state.get("arch", {})
         rows.append({"backbone": backbone, "file": kind, "items": len(rec.state["vocab"]["items"]),
-                     "item terms": bool(arch.get("item_bias")) if backbone == "dkt" else backbone != "sakt",
+                     "item terms": {"dkt": lambda: bool(arch.get("item_bias")), "pfa": lambda: rec.model.item_terms,
+                                    "simplekt": lambda: "Rasch (always)"}.get(backbone, lambda: "-")(),
                      "settings": json.dumps(extra) if extra else "", "auc": round(m["auc"], 4),
+                     "skipped": m["skipped_unknown"],
                      "train_s": round(sec, 1), "s_per_epoch": round(sec / args.epochs, 1) if "max_epochs" in hp else None})
         print(json.dumps(rows[-1]), flush=True)
-    print("\n| backbone | file | items | item terms | settings | test AUC | train s | s / epoch |\n|---|---|---|---|---|---|---|---|")
+    print("\n| backbone | file | items | item terms | settings | test AUC | test rows skipped | train s | s / epoch |"
+          "\n|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['backbone']} | {r['file']} | {r['items']} | {r['item terms']} | {r['settings']} | {r['auc']} | "
-              f"{r['train_s']} | {r['s_per_epoch'] or ''} |")
+              f"{r['skipped']} | {r['train_s']} | {r['s_per_epoch'] or ''} |")
     print(f"load average at end {os.getloadavg()[0]:.1f}")
     if args.out:
         with open(args.out, "w") as fh:

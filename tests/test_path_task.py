@@ -61,6 +61,8 @@ def test_models_learn_the_simulated_students(fitted, logs):
     report = fitted["dkt"].last_train_report
     assert report.monitor == "auc" and report.best_metric is not None  # early stopping on held-out students
     assert fitted["dkt"].card.training_data["validation students"] == 11
+    assert fitted["dkt"].state["arch"]["item_bias"] is True        # 26 items over 6 skills: Rasch item terms on
+    assert fitted["dkt"].model.mu.weight.abs().sum() > 0            # ... and trained
 
 
 def test_save_load_round_trip_without_pickle(fitted, tmp_path):
