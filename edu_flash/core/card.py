@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+from .errors import ConfigError
 from .registry import HUB_ID as _HUB_ID  # only hub dataset ids belong in the metadata
 # What a card with no results says instead of an Evaluation section; `card --validate` accepts such a
 # card because it claims nothing (cardcheck.py).
@@ -150,3 +153,16 @@ def _render(text: CardText, data: CardData, *, model_name: str, folder: str, cls
     s += ["## How to use\n", "```python\n" + text.how_to_use.format(folder=folder, cls=cls_name).strip()
           + "\n```\n"]
     return "\n".join(s)
+
+
+def dataset_label(data, source: str, name: str | None = None) -> str:
+    """What the card calls a data set: the user's `dataset_name`, else a file's name, else what it is."""
+    if name is not None:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"dataset_name must be a non-empty string, got {name!r}")
+        return name.strip()
+    if isinstance(data, (str, os.PathLike)) or os.path.exists(source):
+        return Path(source).name or source
+    if source.endswith(" (DataFrame)"):
+        return "an in-memory pandas DataFrame (name it with dataset_name=)"
+    return source

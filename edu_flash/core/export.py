@@ -228,3 +228,13 @@ def runtime_module(task):
         shutil.rmtree(folder, ignore_errors=True)
     task._runtime_module = (key, module)
     return module
+
+
+def card_section(meta: dict, snippet) -> str:
+    """The card's "Exported model (ONNX)" text: the file's inputs and output, the check made at
+    export, and the task's snippet (`snippet(file_name)`) that runs it with onnxruntime alone."""
+    return (f"`{meta['file']}` (written by `export()`): inputs "
+            + ", ".join(f"`{k}` {v['shape']} {v['dtype']}" for k, v in meta["inputs"].items())
+            + f"; output `{meta['output']['name']}` {meta['output']['shape']}: {meta.get('output_is', '')}. "
+            f"Checked with onnxruntime against torch at export (max abs difference "
+            f"{meta['max_abs_diff_vs_torch']:.1e}). Run it with onnxruntime alone:\n\n{snippet(meta['file'])}")

@@ -204,3 +204,59 @@ def _first_line(e: BaseException) -> str:
 def _short(o) -> str:
     s = json.dumps(o) if not isinstance(o, str) else o
     return s if len(s) <= 120 else s[:117] + "..."
+
+
+CONFIG_VERSION = 1
+
+
+def missing_folder(path) -> Path:
+    from .registry import closest, download_model, is_hub_id
+
+    if is_hub_id(str(path)):
+        return download_model(str(path))
+    p = Path(path)
+    near = closest(p.name, [c.name for c in p.parent.iterdir() if c.is_dir()]) if p.parent.is_dir() else None
+    hint = f"; did you mean {str(p.parent / near)!r}?" if near else ""
+    raise CheckpointError(f"model folder {str(path)!r} does not exist{hint}")
+
+
+def _a(name: str) -> str:
+    return ("an " if name[:1] in "AEIOU" else "a ") + name
+
+
+def wrong_task(folder, task: str, cls) -> str:
+    from .registry import discover
+
+    held = discover().get(task)
+    if held is None:
+        return f"{folder} holds a model of task {task!r}, which this edu-flash does not know, not {_a(cls.__name__)}"
+    return (f"{folder} holds {_a(held.__name__)} model (task {task!r}), not {_a(cls.__name__)}: load it with "
+            f"{held.__name__}.from_pretrained(...) or edu_flash.Task.from_pretrained(...)")
+
+
+def migrate_config(cfg: dict, where) -> dict:
+    """Bring an older config.json up to CONFIG_VERSION (none older exists yet)."""
+    v = cfg.get("config_version")
+    if v is None or not isinstance(v, int):
+        raise CheckpointError(f"{where}: missing config_version; not an edu-flash config")
+    if v > CONFIG_VERSION:
+        raise CheckpointError(f"{where}: config_version {v} is newer than this edu-flash understands "
+                              f"({CONFIG_VERSION}); upgrade edu-flash")
+    return cfg
+
+
+def open_model_folder(path, cls) -> tuple[Path, dict]:
+    """The folder `from_pretrained(path)` loads and its checked config: a save killed mid-swap is put
+    back, an explicit hub id is downloaded, anything else missing fails here; the config must be an
+    edu-flash one of a version this code reads, for `cls`'s task (any task when called on Task)."""
+    from .io import recover
+
+    folder = Path(path)
+    if not folder.exists() and not recover(folder):
+        folder = missing_folder(path)
+    if not (folder / "config.json").exists():
+        raise CheckpointError(f"{folder} has no config.json: not an edu-flash model folder")
+    cfg = migrate_config(read_config(folder), folder / "config.json")  # validated like data
+    if cls.task_name and cfg["task"] != cls.task_name:
+        raise CheckpointError(wrong_task(folder, cfg["task"], cls))
+    return folder, cfg

@@ -8,22 +8,21 @@ class declares `task_name`, `hparams_cls`, `backbones`, `card_text` and implemen
 from __future__ import annotations
 
 import contextvars
-import functools
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from . import card as cardlib, quiet, runs
 from .data import Table, check_rows, read_table
-from .errors import CheckpointError, ConfigError, NotFittedError
+from .errors import ConfigError, NotFittedError
 from .hparams import STRATEGIES, HParams
-from .io import atomic_folder, recover, write_json
-from .modelfolder import check_no_remote_code, check_weight_files, loading, read_config, tensor_manifest
+from .finetune_scope import Probed, check_data_kwargs, probe_finetune, whole_finetune
+from .io import atomic_folder, write_json
+from .modelfolder import (CONFIG_VERSION, check_no_remote_code, check_weight_files, loading, open_model_folder,
+                          tensor_manifest)
 from .registry import Backbone, register_task
 
-CONFIG_VERSION = 1
 quiet.install()  # warnings that do not apply to edu-flash's own calls (core/quiet.py)
 # True while from_pretrained rebuilds a saved task: its backbone (perhaps a folder on another machine)
 # was checked when it was trained, and the weights come from the model folder.
@@ -61,7 +60,7 @@ class Task:
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
         if "finetune" in cls.__dict__:  # a task's own finetune (extra steps around core's) is timed whole
-            cls.finetune = _whole_finetune(cls.__dict__["finetune"])
+            cls.finetune = whole_finetune(cls.__dict__["finetune"])
         register_task(cls)
 
     def __init__(self, backbone: str | None = None, **hparams):
@@ -194,10 +193,10 @@ class Task:
 
         opts = RunOptions.check(loggers, callbacks, profile, engine=spec.engine, backbone=self.backbone,
                                 spawn=spec.engine == "torch" and devices > 1 and not under_launcher())
-        self._check_data_kwargs(kwargs)
+        check_data_kwargs(self, kwargs)
         train = read_table(data, name="train")
         check_rows(train, "training rows")
-        label = dataset_label(data, train.source, dataset_name)
+        label = cardlib.dataset_label(data, train.source, dataset_name)
         val_t = read_table(val, name="val", split="validation") if val is not None else None
         if val_t is not None:
             check_rows(val_t, "validation rows")
@@ -215,7 +214,7 @@ class Task:
 
         probe = self.__dict__.pop("_probe", None)
         if probe is not None:  # _probe_finetune: finetune's data path, then something else than training
-            raise _Probed(probe(self, prepared, hp, Path(run_dir) if root is None else root))
+            raise Probed(probe(self, prepared, hp, Path(run_dir) if root is None else root))
         if root is not None:  # this run's own runs/<task>/version_N (core.runs); a classical fit writes none
             run_dir = runs.choose_on_every_rank(root, resume) if spec.engine == "torch" else root
         run_dir = Path(run_dir)
@@ -236,6 +235,7 @@ class Task:
         trainer = opts.trainer_for_classical(run_dir, self) if spec.engine != "torch" else None
         if spec.engine == "torch":
             from .trainer import Trainer
+            from .trainer_parts import card_procedure
 
             job = self._train_job(prepared)
             trainer = Trainer(hp, run_dir=run_dir, devices=devices, strategy=strategy, resume=resume,
@@ -243,19 +243,7 @@ class Task:
             report = trainer.fit(job, keep_open=True)
             self.model = job.model
             self.last_train_report = report
-            procedure = {"engine": "edu-flash trainer (accelerate)", "hardware": report.hardware,
-                         "precision": report.precision, "strategy": report.strategy,
-                         "devices": report.world_size, "batch size per device": report.per_device_batch_size,
-                         "epochs": report.epochs, "optimizer steps": report.steps,
-                         "stopped early": report.stopped_early, "final train loss": report.final_train_loss,
-                         "wall time (s)": None, "training loop (s)": round(report.wall_time_s, 1)}
-            if report.monitor and report.best_metric is not None:
-                procedure[f"best validation {report.monitor}"] = report.best_metric
-            if report.stop_reason:
-                procedure["stopped by"] = report.stop_reason
-            if lr_note:
-                procedure["learning rate"] = lr_note
-            procedure.update(report.extra)
+            procedure = card_procedure(report, lr_note)
         else:
             from .trainer import hardware_name
             import torch
@@ -270,8 +258,8 @@ class Task:
             self.card.training_data["source"] = label
         self.card.datasets = [label]
         self.card.hyperparameters = self._card_hparams()
-        self.card.procedure = procedure  # "wall time (s)": the whole finetune, filled in by _whole_finetune
-        self._run_trackers = trainer  # closed by _whole_finetune with the finished card
+        self.card.procedure = procedure  # "wall time (s)": the whole finetune, filled in by whole_finetune
+        self._run_trackers = trainer  # closed by whole_finetune with the finished card
         return self
 
     def _card_or_none(self) -> str | None:
@@ -309,7 +297,7 @@ class Task:
         if self.backbone_spec().engine != "torch":
             raise ConfigError(f"backbone {self.backbone!r} is a scikit-learn model; export covers the torch "
                               "backbones (save_pretrained keeps this one as safetensors)")
-        from .export import export_onnx
+        from .export import card_section, export_onnx
 
         spec = self._export_spec()
         was = bool(getattr(self.model, "training", False))
@@ -318,12 +306,7 @@ class Task:
         finally:
             self.model.train(was)
         if spec.card is not None:
-            self.card.add_section("Exported model (ONNX)", (
-                f"`{meta['file']}` (written by `export()`): inputs "
-                + ", ".join(f"`{k}` {v['shape']} {v['dtype']}" for k, v in meta["inputs"].items())
-                + f"; output `{meta['output']['name']}` {meta['output']['shape']}: {meta.get('output_is', '')}. "
-                f"Checked with onnxruntime against torch at export (max abs difference "
-                f"{meta['max_abs_diff_vs_torch']:.1e}). Run it with onnxruntime alone:\n\n{spec.card(meta['file'])}"))
+            self.card.add_section("Exported model (ONNX)", card_section(meta, spec.card))
         return Path(path)
 
     def _export_spec(self):
@@ -331,36 +314,8 @@ class Task:
         raise ConfigError(f"{type(self).__name__} has no ONNX export")
 
     def _probe_finetune(self, probe, data, val=None, **kwargs):
-        """Run `finetune`'s whole data path (every task's own data forms and checks) on a deep copy of
-        this task, then `probe(task_copy, prepared, hp, run_dir)` in place of training; its result is
-        returned. This task and the RNG states are left as they were (lr_find, tune)."""
-        import copy
-
-        from .checkpoint import rng_state, set_rng_state
-
-        rng, clone = rng_state(), copy.deepcopy(self)
-        clone._probe = probe
-        kwargs = {**{k: v for k, v in kwargs.items() if k not in ("callbacks", "profile")}, "loggers": None}
-        try:
-            clone.finetune(data, val, **kwargs)
-        except _Probed as done:
-            return done.result
-        finally:
-            set_rng_state(*rng)
-        raise RuntimeError(f"{type(self).__name__}.finetune returned without reaching the probe")
-
-    def _check_data_kwargs(self, kwargs: dict) -> None:
-        """A misspelt keyword must fail with the valid names, not as a TypeError deep inside."""
-        import inspect
-
-        params = inspect.signature(self._prepare).parameters
-        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            return
-        data_args = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY]
-        unknown = sorted(set(kwargs) - set(data_args))
-        if unknown:
-            raise ConfigError(f"unknown finetune argument(s) {unknown}; hyperparameters: "
-                              f"{self.hparams_cls.names()}; data arguments: {data_args}")
+        """`finetune`'s whole data path on a copy, then `probe` in place of training (lr_find, tune)."""
+        return probe_finetune(self, probe, data, val, **kwargs)
 
     def _require_fitted(self):
         if self.model is None:
@@ -394,14 +349,7 @@ class Task:
 
         Called on the base class, it returns the task class named in config.json.
         """
-        folder = Path(path)
-        if not folder.exists() and not recover(folder):  # a save killed mid-swap: put the folder back
-            folder = _missing_folder(path)  # an explicit hub id is downloaded; anything else fails here
-        if not (folder / "config.json").exists():
-            raise CheckpointError(f"{folder} has no config.json: not an edu-flash model folder")
-        cfg = migrate_config(read_config(folder), folder / "config.json")  # validated like data
-        if cls.task_name and cfg["task"] != cls.task_name:
-            raise CheckpointError(_wrong_task(folder, cfg["task"], cls))
+        folder, cfg = open_model_folder(path, cls)
         with loading(folder):
             if not cls.task_name:
                 from .registry import get_task
@@ -433,93 +381,4 @@ class Task:
                               cls_name=type(self).__name__)
 
 
-class _Probed(Exception):
-    """Carries a probe's result out of `finetune` (through any task override) without training."""
-
-    def __init__(self, result):
-        super().__init__("finetune probe")
-        self.result = result
-
-
-def _whole_finetune(fn):
-    """Time `finetune` from its first line to its return, through any task override that calls core's
-    (data checks, feature building, the fit, thresholds, a reference model: everything the user waits for),
-    under the CPU thread count it trains with (core/threads.py); then send the finished card to the run's
-    trackers and close them."""
-    @functools.wraps(fn)
-    def finetune(self, *args, **kwargs):
-        if getattr(self, "_finetune_t0", None) is not None:  # an override calling super().finetune
-            return fn(self, *args, **kwargs)
-        from .threads import training_threads
-
-        self._finetune_t0, ok = time.perf_counter(), False
-        try:
-            with training_threads(kwargs.get("threads")) as n:
-                out = fn(self, *args, **kwargs)
-            ok = True
-        finally:
-            t0, self._finetune_t0 = self._finetune_t0, None
-            trackers = self.__dict__.pop("_run_trackers", None)
-            if trackers is not None and not ok:
-                trackers.close()
-        if isinstance(self.card.procedure, dict) and n:
-            self.card.procedure.setdefault("CPU threads", n)
-        if isinstance(self.card.procedure, dict) and "wall time (s)" in self.card.procedure:
-            self.card.procedure["wall time (s)"] = round(time.perf_counter() - t0, 1)
-        if trackers is not None:
-            trackers.close(card=self._card_or_none())
-        return out
-
-    return finetune
-
-
-Task.finetune = _whole_finetune(Task.finetune)
-
-
-def _missing_folder(path) -> Path:
-    from .registry import closest, download_model, is_hub_id
-
-    if is_hub_id(str(path)):
-        return download_model(str(path))
-    p = Path(path)
-    near = closest(p.name, [c.name for c in p.parent.iterdir() if c.is_dir()]) if p.parent.is_dir() else None
-    hint = f"; did you mean {str(p.parent / near)!r}?" if near else ""
-    raise CheckpointError(f"model folder {str(path)!r} does not exist{hint}")
-
-
-def _a(name: str) -> str:
-    return ("an " if name[:1] in "AEIOU" else "a ") + name
-
-
-def _wrong_task(folder, task: str, cls) -> str:
-    from .registry import discover
-
-    held = discover().get(task)
-    if held is None:
-        return f"{folder} holds a model of task {task!r}, which this edu-flash does not know, not {_a(cls.__name__)}"
-    return (f"{folder} holds {_a(held.__name__)} model (task {task!r}), not {_a(cls.__name__)}: load it with "
-            f"{held.__name__}.from_pretrained(...) or edu_flash.Task.from_pretrained(...)")
-
-
-def dataset_label(data, source: str, name: str | None = None) -> str:
-    """What the card calls a data set: the user's `dataset_name`, else a file's name, else what it is."""
-    if name is not None:
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigError(f"dataset_name must be a non-empty string, got {name!r}")
-        return name.strip()
-    if isinstance(data, (str, os.PathLike)) or os.path.exists(source):
-        return Path(source).name or source
-    if source.endswith(" (DataFrame)"):
-        return "an in-memory pandas DataFrame (name it with dataset_name=)"
-    return source
-
-
-def migrate_config(cfg: dict, where) -> dict:
-    """Bring an older config.json up to CONFIG_VERSION (none older exists yet)."""
-    v = cfg.get("config_version")
-    if v is None or not isinstance(v, int):
-        raise CheckpointError(f"{where}: missing config_version; not an edu-flash config")
-    if v > CONFIG_VERSION:
-        raise CheckpointError(f"{where}: config_version {v} is newer than this edu-flash understands "
-                              f"({CONFIG_VERSION}); upgrade edu-flash")
-    return cfg
+Task.finetune = whole_finetune(Task.finetune)

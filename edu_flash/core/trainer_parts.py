@@ -107,3 +107,22 @@ def _to_device(batch, device):
     if isinstance(batch, (list, tuple)):
         return type(batch)(_to_device(v, device) for v in batch)
     return batch
+
+
+def card_procedure(report, lr_note: str | None = None) -> dict:
+    """The card's "training procedure" lines for a run of the shared trainer (a TrainReport);
+    "wall time (s)" is left for core.finetune_scope to fill with the whole finetune."""
+    procedure = {"engine": "edu-flash trainer (accelerate)", "hardware": report.hardware,
+                 "precision": report.precision, "strategy": report.strategy,
+                 "devices": report.world_size, "batch size per device": report.per_device_batch_size,
+                 "epochs": report.epochs, "optimizer steps": report.steps,
+                 "stopped early": report.stopped_early, "final train loss": report.final_train_loss,
+                 "wall time (s)": None, "training loop (s)": round(report.wall_time_s, 1)}
+    if report.monitor and report.best_metric is not None:
+        procedure[f"best validation {report.monitor}"] = report.best_metric
+    if report.stop_reason:
+        procedure["stopped by"] = report.stop_reason
+    if lr_note:
+        procedure["learning rate"] = lr_note
+    procedure.update(report.extra)
+    return procedure
