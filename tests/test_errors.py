@@ -161,10 +161,10 @@ def test_unknown_prompt_at_predict_names_the_row(trained):
         s.evaluate(df)
 
 
-def test_score_out_of_range_at_evaluate(trained):
+def test_score_off_the_grid_at_evaluate(trained):
     df = trained.test.iloc[:5].copy()
-    df["score"] = df["score"].astype(int)
-    df.loc[2, "score"] = 50
+    df["score"] = df["score"].astype(float)
+    df.loc[2, "score"] = 2.5  # an inferred whole-point grid; outside an inferred range only warns (issue 12)
     with pytest.raises(DataError, match="row 3"):
         trained.scorer.evaluate(df)
 
@@ -202,7 +202,8 @@ def test_nothing_is_created_when_the_model_folder_fails_to_load(tmp_path):
 def test_validation_score_out_of_range_fails_before_training(fresh, good, tmp_path):
     val = good.copy()
     val.loc[1, "score"] = 99
-    e = _fails_before_training(fresh, good, tmp_path, text_column="essay", prompt_column="prompt", val=val)
+    e = _fails_before_training(fresh, good, tmp_path, text_column="essay", prompt_column="prompt", val=val,
+                               score_ranges={"1": (1, 6), "2": (0, 3), "3": (2, 12)})
     assert e.row == 2 and "range" in str(e) and "val" in str(e)
 
 

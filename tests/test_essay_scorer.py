@@ -119,7 +119,7 @@ def test_untrained_scorer_refuses_to_predict(tmp_path):
 # ---------------------------------------------------------------------------------------------- evaluate
 @pytest.fixture(scope="module")
 def evaluated(trained):
-    return trained.scorer.evaluate(trained.test, name="heldout")
+    return trained.scorer.evaluate(trained.test, name="heldout", min_group_size=5)
 
 
 def test_evaluate_keys(evaluated):
@@ -172,7 +172,7 @@ def test_smd_single_prompt_is_on_the_score_scale():
 
     human = [1, 2, 3, 4, 5, 6, 2, 3]
     machine = [2, 2, 4, 4, 6, 6, 3, 3]
-    m = essay_metrics(human, machine, ["1"] * 8, {"1": (1, 6)}, {"g": ["a"] * 4 + ["b"] * 4})
+    m = essay_metrics(human, machine, ["1"] * 8, {"1": (1, 6)}, {"g": ["a"] * 4 + ["b"] * 4}, min_group_size=4)
     a = m["subgroups"]["g"]["a"]
     assert a["smd"] == pytest.approx((np.mean([2, 2, 4, 4]) - np.mean([1, 2, 3, 4])) / np.std([1, 2, 3, 4], ddof=1))
     assert a["smd"] > 0  # machine above human is positive
@@ -194,7 +194,7 @@ def test_evaluate_with_renamed_columns_and_new_subgroup(trained, tmp_path):
     test["school"] = ["A", "B"] * 20
     p = tmp_path / "eval.parquet"
     test.rename(columns={"essay": "t", "score": "y"}).to_parquet(p)
-    m = s.evaluate(str(p), text_column="t", score_column="y", subgroup_columns=["school", "group"])
+    m = s.evaluate(str(p), text_column="t", score_column="y", subgroup_columns=["school", "group"], min_group_size=5)
     assert set(m["subgroups"]) == {"school", "group"}
     ref = s.evaluate(trained.test)
     assert m["qwk"] == ref["qwk"] and m["qwk_per_prompt"] == ref["qwk_per_prompt"]

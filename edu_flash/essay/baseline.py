@@ -1,4 +1,5 @@
-"""The `tfidf-ridge` backbone: TF-IDF n-grams + surface features + ridge, one regressor per prompt.
+"""The `tfidf-ridge` backbone: TF-IDF n-grams + surface features + ridge, one regressor per prompt
+(and per trait, for analytic rubrics scored on several traits).
 
 The classical AES baseline. Word n-grams capture content; the surface features (length, vocabulary
 range, sentence shape, punctuation) carry most of what human raters reward and lift ASAP's average
@@ -67,7 +68,8 @@ class TfidfRidge:
         return sp.hstack([X, sp.csr_matrix(S / m["scale"])], format="csr")
 
     def fit(self, texts: list[str], targets: np.ndarray, prompts: list[str]) -> "TfidfRidge":
-        """Fit one vectorizer + ridge per prompt; alpha=None picks alpha per prompt by leave-one-out GCV."""
+        """Fit one vectorizer + ridge per prompt; alpha=None picks alpha per prompt (and per trait, for
+        targets of shape (essays, traits)) by leave-one-out GCV."""
         texts, targets, prompts = list(texts), np.asarray(targets, dtype=np.float64), [str(p) for p in prompts]
         self.prompts = {}
         for p in sorted(set(prompts)):
@@ -85,20 +87,23 @@ class TfidfRidge:
                 std = S.std(axis=0)
                 m["mean"], m["scale"] = S.mean(axis=0), np.where(std > 1e-12, std, 1.0)
             alphas = list(ALPHAS) if self.alpha is None else [float(self.alpha)]
-            ridge = RidgeCV(alphas=alphas).fit(self._design(m, tx, X, S), targets[idx])  # exact solve, any alpha
-            m.update(coef=np.asarray(ridge.coef_, dtype=np.float64).ravel(),
-                     intercept=float(ridge.intercept_), alpha=float(ridge.alpha_))
+            ridge = RidgeCV(alphas=alphas, alpha_per_target=targets.ndim == 2).fit(self._design(m, tx, X, S),
+                                                                                  targets[idx])  # exact solve
+            m.update(coef=np.ascontiguousarray(ridge.coef_, dtype=np.float64), intercept=np.asarray(ridge.intercept_, np.float64),
+                     alpha=np.asarray(ridge.alpha_, dtype=np.float64).tolist())
             self.prompts[p] = m
         return self
 
     def predict(self, texts: list[str], prompts: list[str]) -> np.ndarray:
-        """Scaled scores (unclipped); each essay goes through its own prompt's model (KeyError if unseen)."""
+        """Scaled scores (unclipped), (essays,) or (essays, traits); each essay goes through its own
+        prompt's model (KeyError if unseen)."""
         texts, prompts = list(texts), [str(p) for p in prompts]
-        out = np.zeros(len(texts), dtype=np.float64)
+        coef = next(iter(self.prompts.values()))["coef"]
+        out = np.zeros((len(texts),) + coef.shape[:-1], dtype=np.float64)
         for p in sorted(set(prompts)):
             m = self.prompts[p]
             idx = np.array([i for i, q in enumerate(prompts) if q == p])
-            out[idx] = self._design(m, [texts[i] for i in idx]) @ m["coef"] + m["intercept"]
+            out[idx] = np.asarray(self._design(m, [texts[i] for i in idx]) @ m["coef"].T) + m["intercept"]
         return out
 
     def state_dict(self) -> tuple[dict[str, np.ndarray], dict]:
@@ -110,8 +115,8 @@ class TfidfRidge:
             terms = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
             arrays[f"p{i}.vocab_json"] = np.frombuffer(json.dumps(terms).encode("utf-8"), dtype=np.uint8).copy()
             arrays[f"p{i}.idf"] = np.asarray(vec.idf_, dtype=np.float64)
-            arrays[f"p{i}.coef"] = m["coef"]
-            arrays[f"p{i}.intercept"] = np.array([m["intercept"]])
+            arrays[f"p{i}.coef"] = np.ascontiguousarray(m["coef"])  # safetensors writes the raw buffer
+            arrays[f"p{i}.intercept"] = np.atleast_1d(m["intercept"])
             if self.surface_features:
                 arrays[f"p{i}.surface_mean"], arrays[f"p{i}.surface_scale"] = m["mean"], m["scale"]
         meta = {"params": self._params(), "prompts": order, "alphas": {p: self.prompts[p]["alpha"] for p in order},
@@ -127,8 +132,10 @@ class TfidfRidge:
             terms = json.loads(bytes(np.asarray(arrays[f"p{i}.vocab_json"], dtype=np.uint8)).decode("utf-8"))
             vec = self._vectorizer(vocabulary={t: j for j, t in enumerate(terms)})
             vec.idf_ = np.asarray(arrays[f"p{i}.idf"], dtype=np.float64)
-            m = {"vectorizer": vec, "coef": np.asarray(arrays[f"p{i}.coef"], dtype=np.float64),
-                 "intercept": float(arrays[f"p{i}.intercept"][0]), "alpha": meta["alphas"][p],
+            coef = np.asarray(arrays[f"p{i}.coef"], dtype=np.float64)
+            intercept = np.asarray(arrays[f"p{i}.intercept"], dtype=np.float64)
+            m = {"vectorizer": vec, "coef": coef, "intercept": intercept if coef.ndim == 2 else float(intercept[0]),
+                 "alpha": meta["alphas"][p],
                  "mean": None, "scale": None}
             if self.surface_features:
                 m["mean"], m["scale"] = arrays[f"p{i}.surface_mean"], arrays[f"p{i}.surface_scale"]

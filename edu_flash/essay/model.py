@@ -1,7 +1,7 @@
 """The neural essay scorer: a Hugging Face encoder, mean pooling and a sigmoid regression head.
 
 Scores are trained on each prompt's range scaled to [0, 1] (as in Taghipour & Ng), so one head
-serves prompts with different ranges.
+serves prompts with different ranges; an analytic rubric gets one output per trait.
 """
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ _ATTN_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout")
 
 
 class EncoderRegressor(nn.Module):
-    def __init__(self, encoder: nn.Module, dropout: float = 0.1, pooling: str = "mean"):
+    def __init__(self, encoder: nn.Module, dropout: float = 0.1, pooling: str = "mean", n_outputs: int = 1):
         super().__init__()
         self.encoder = encoder
         self.pooling = pooling
+        self.n_outputs = n_outputs
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(encoder.config.hidden_size, 1)
+        self.head = nn.Linear(encoder.config.hidden_size, n_outputs)
 
     def forward(self, input_ids, attention_mask, token_type_ids=None):
         kw = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
@@ -29,7 +30,8 @@ class EncoderRegressor(nn.Module):
         else:
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return torch.sigmoid(self.head(self.dropout(pooled)).squeeze(-1).float())
+        out = torch.sigmoid(self.head(self.dropout(pooled)).float())
+        return out.squeeze(-1) if self.n_outputs == 1 else out  # (batch,) or (batch, traits)
 
 
 def _drop_pooler(encoder: nn.Module) -> nn.Module:
@@ -46,7 +48,7 @@ def _encoder_config(config, attention_dropout: float):
     return config
 
 
-def build_pretrained(source: str, *, dropout: float, attention_dropout: float, pooling: str):
+def build_pretrained(source: str, *, dropout: float, attention_dropout: float, pooling: str, n_outputs: int = 1):
     """Encoder weights from a folder or hub id (the user's choice of backbone)."""
     from transformers import AutoModel
 
@@ -55,17 +57,17 @@ def build_pretrained(source: str, *, dropout: float, attention_dropout: float, p
     config = _encoder_config(hfload.auto_config(source), attention_dropout)
     encoder = hfload.auto_model(AutoModel, source, config=config)
     tokenizer = hfload.auto_tokenizer(source)
-    return EncoderRegressor(_drop_pooler(encoder), dropout, pooling), tokenizer
+    return EncoderRegressor(_drop_pooler(encoder), dropout, pooling, n_outputs), tokenizer
 
 
-def build_from_config(config_dict: dict, tokenizer_folder: str, *, dropout: float, pooling: str):
+def build_from_config(config_dict: dict, tokenizer_folder: str, *, dropout: float, pooling: str, n_outputs: int = 1):
     """The same architecture, weights to be filled from model.safetensors (no download)."""
     from transformers import AutoModel
 
     from ..core import hfload
 
     encoder = _drop_pooler(hfload.model_from_config(AutoModel, hfload.config_from_dict(config_dict)))
-    return EncoderRegressor(encoder, dropout, pooling), hfload.auto_tokenizer(tokenizer_folder)
+    return EncoderRegressor(encoder, dropout, pooling, n_outputs), hfload.auto_tokenizer(tokenizer_folder)
 
 
 def collate(examples: Sequence[dict], pad_id: int) -> dict:
@@ -84,8 +86,9 @@ def collate(examples: Sequence[dict], pad_id: int) -> dict:
 
 @torch.inference_mode()
 def predict_scaled(model: nn.Module, tokenizer, texts: Sequence[str], *, max_length: int, batch_size: int | None,
-                   precision: str = "32", device=None) -> list[float]:
-    """Scaled [0, 1] predictions; longest-first batches with dynamic padding, original order back."""
+                   precision: str = "32", device=None) -> list:
+    """Scaled [0, 1] predictions (a float per essay, or a list per essay for several traits);
+    longest-first batches with dynamic padding, original order back."""
     device = device or next(model.parameters()).device
     batch_size = batch_size or (32 if device.type == "cuda" else 8)
     was_training = model.training

@@ -1,17 +1,22 @@
-"""EssayScorer: essay text (+ prompt) -> a holistic score in that prompt's range."""
+"""EssayScorer: essay text (+ prompt) -> a score on that prompt's rubric grid (or one per trait)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from ..core.card import CardText
-from ..core.data import Table, check_labels, check_numeric, check_text, label_str, read_table, require_columns
-from ..core.errors import ConfigError, DataError, UnknownLabelError
+import numpy as np
+
+from ..core import card as cardlib
+from ..core.data import Table, label_str, read_table
+from ..core.errors import ConfigError, DataError
 from ..core.hparams import TrainHParams, bounded, choice
 from ..core.registry import Backbone
 from ..core.task import Task
+from . import card as essay_card
+from . import data as D
 from . import evaluation
+from .grid import Grid
 
 
 def _is_data_file(s: str) -> bool:
@@ -29,10 +34,6 @@ def _minilm_folder() -> str:
         return str(pkg.MODEL_DIR)
     except ImportError:
         return "sentence-transformers/all-MiniLM-L6-v2"
-
-
-# No rubric scores in the millions: such a value is a data error (e.g. an id in the score column), not a range.
-MAX_SCORE = 1e6
 
 
 @dataclass
@@ -53,23 +54,19 @@ class EssayHParams(TrainHParams):
     surface_features: bool = True
 
 
-def _scale(score: float, lo_hi) -> float:
-    lo, hi = lo_hi
-    return (score - lo) / (hi - lo)
-
-
 @dataclass
 class _Prepared:
     texts: list[str]
-    targets: list[float]
+    targets: list  # scaled [0, 1]: a float per essay, or a list per essay (one per trait)
     prompts: list[str]
-    val: tuple[list[str], list[float], list[str]] | None
+    val: tuple[list[str], dict[str, list[float]], list[str]] | None  # texts, scores per trait, prompts
     source: str
     n_val: int
 
 
 class EssayScorer(Task):
-    """Automated essay scoring with per-prompt score ranges, QWK evaluation and subgroup reports."""
+    """Automated essay scoring on each prompt's score grid, one trait or several, with QWK evaluation
+    and subgroup reports."""
 
     task_name = "essay_scoring"
     hparams_cls = EssayHParams
@@ -85,122 +82,77 @@ class EssayScorer(Task):
         "deberta-v3-small": Backbone("microsoft/deberta-v3-small", "torch", "microsoft/deberta-v3-small",
                                      "DeBERTa-v3 small (141M)"),
     }
-    card_text = CardText(
-        title="Automated essay scoring",
-        summary="Scores a student essay holistically on its prompt's rubric range, trained with edu-flash.",
-        intended_use=("Formative feedback and a second reader: suggesting a score that a teacher or trained rater "
-                      "reviews, prioritising essays for review, and research on automated scoring."),
-        out_of_scope=("High-stakes grading without a human reader (admissions, certification, course grades); "
-                      "prompts, genres, grade levels or languages it was not trained on; judging content accuracy "
-                      "or detecting plagiarism or AI-written text."),
-        limitations=("The model learns whatever the human scores reward, including surface cues such as length "
-                     "and vocabulary, and can be gamed by long or keyword-stuffed essays. Agreement can differ "
-                     "between student groups (see the subgroup table: SMD is machine minus human over the human "
-                     "SD; |SMD| > 0.15 is commonly flagged). Essays longer than `max_length` tokens are truncated."),
-        how_to_use=("from edu_flash import {cls}\n\nscorer = {cls}.from_pretrained(\"{folder}\")\n"
-                    "scorer.predict(\"Computers help people learn because ...\", prompt=\"1\")\n"
-                    "scorer.evaluate(\"test.csv\")  # QWK overall / per prompt, RMSE, subgroup gaps"),
-        hf_task_type="text-classification",
-        tags=("essay-scoring", "education", "regression"),
-        headline_metrics=("qwk_avg", "qwk", "rmse", "pearson"),
-    )
+    card_text = essay_card.CARD_TEXT
 
     def __init__(self, backbone: str | None = None, **hparams):
         super().__init__(backbone, **hparams)
         self.tokenizer = None
 
-    # ------------------------------------------------------------------ data
-    def _columns(self, text_column=None, score_column=None, prompt_column=None, subgroup_columns=None) -> dict:
-        cols = self.state.get("columns", {})
-        sub = subgroup_columns if subgroup_columns is not None else cols.get("subgroups", [])
-        return {"text": text_column or cols.get("text", "text"),
-                "score": score_column or cols.get("score", "score"),
-                "prompt": prompt_column if prompt_column is not None else cols.get("prompt"),
-                "subgroups": [sub] if isinstance(sub, str) else list(sub)}
+    # ------------------------------------------------------------------ learned state
+    @property
+    def traits(self) -> list[str]:
+        """The score columns the model predicts (one, or an analytic rubric's traits)."""
+        return list(self.state.get("traits") or [self.state.get("columns", {}).get("score", "score")])
 
-    def _read(self, table: Table, cols: dict, *, need_score: bool, prompt: Any = None):
-        roles = {"text": cols["text"], "prompt": cols["prompt"] if cols["prompt"] in table.df.columns
-                 or (prompt is None and need_score) else None}  # predict: fall back to _default_prompt
-        if need_score:
-            roles["score"] = cols["score"]
-        require_columns(table, roles)
-        require_columns(table, {f"subgroup ({c})": c for c in cols["subgroups"]} if need_score else {})
-        texts = check_text(table, cols["text"])
-        scores = check_numeric(table, cols["score"], max_abs=MAX_SCORE, what="score") if need_score else None
-        if roles["prompt"] is not None:
-            prompts = check_labels(table, cols["prompt"])
-        else:
-            prompts = [self._default_prompt(prompt, table)] * len(texts)
-        return texts, scores, prompts
+    def score_grids(self) -> dict[str, dict[str, Grid]]:
+        """trait -> prompt -> score grid, as trained."""
+        ranges, traits = self.state.get("score_ranges", {}), self.traits
+        if len(traits) == 1:
+            return {traits[0]: {p: Grid.parse(v) for p, v in ranges.items()}}
+        return {t: {p: Grid.parse(v) for p, v in ranges[t].items()} for t in traits}
+
+    def _prompts(self) -> list[str]:
+        return list(next(iter(self.score_grids().values()), {}))
 
     def _default_prompt(self, prompt, table: Table | None = None) -> str:
-        ranges = self.state.get("score_ranges", {})
+        known = self._prompts()
         if prompt is not None:
             return label_str(prompt)
-        if len(ranges) == 1:
-            return next(iter(ranges))
-        if not ranges:  # training without a prompt column: one implicit prompt
-            return "all"
-        raise DataError(f"this model was trained on prompts {sorted(ranges)}: pass prompt=... or a prompt column",
+        if len(known) == 1:
+            return known[0]
+        if not known:  # training without a prompt column: one implicit prompt
+            return D.DEFAULT_PROMPT
+        raise DataError(f"this model was trained on prompts {sorted(known)}: pass prompt=... or a prompt column",
                         source=table.source if table is not None else None)
 
-    def _check_known_prompts(self, prompts: list[str], table: Table, col: str | None, ranges=None) -> None:
-        ranges = self.state["score_ranges"] if ranges is None else ranges
-        for i, p in enumerate(prompts):
-            if p not in ranges:
-                raise UnknownLabelError(f"prompt {p!r} was never seen in training (known: {sorted(ranges)})",
-                                        column=col, **table.where(i))
-
+    # ------------------------------------------------------------------ data
     def _prepare(self, train: Table, val: Table | None, *, text_column=None, score_column=None,
                  prompt_column=None, subgroup_columns=None, score_ranges: dict | None = None) -> _Prepared:
-        cols = self._columns(text_column, score_column, prompt_column, subgroup_columns)
-        texts, scores, prompts = self._read(train, cols, need_score=True)
-        ranges = {**({p: tuple(r) for p, r in self.state.get("score_ranges", {}).items()} if self.model is not None
-                     else {}), **{label_str(k): (int(v[0]), int(v[1])) for k, v in (score_ranges or {}).items()}}
-        for p in sorted(set(prompts)):
-            seen = [s for s, q in zip(scores, prompts) if q == p]
-            lo, hi = ranges.get(p, (min(seen), max(seen)))
-            if lo >= hi:
-                raise DataError(f"prompt {p!r} has a single score value {lo}: give its range with "
-                                f"score_ranges={{{p!r}: (lo, hi)}}", source=train.source, column=cols["score"])
-            ranges[p] = (int(lo), int(hi))
-        self._check_ranges(scores, prompts, ranges, train, cols["score"])
-        old = self.state.get("score_ranges")
-        if old and self.model is not None and any(old.get(p) not in (None, list(r), tuple(r))
-                                                  for p, r in ranges.items()):
-            raise ConfigError("the new data's score ranges differ from the loaded model's "
-                              f"({old}); pass score_ranges= to keep them")
-        val_data = None
+        cols = D.columns(self.state.get("columns", {}), text_column, score_column, prompt_column, subgroup_columns)
+        continuing = self.model is not None and bool(self.state.get("score_ranges"))
+        if continuing and cols["traits"] != self.traits:
+            raise ConfigError(f"this model predicts {self.traits}; it cannot be trained further on {cols['traits']}")
+        tr = D.read_essays(train, cols, need_score=True, default_prompt=lambda: D.DEFAULT_PROMPT)
+        if cols["prompt"] is None:
+            D.warn_if_prompts_pooled(tr, cols)
+        va = None
         if val is not None:
-            vt, vs, vp = self._read(val, cols, need_score=True)
-            self._check_known_prompts(vp, val, cols["prompt"], ranges)
-            self._check_ranges(vs, vp, ranges, val, cols["score"])
-            val_data = (vt, [_scale(s, ranges[p]) for s, p in zip(vs, vp)], vp)
+            va = D.read_essays(val, cols, need_score=True, default_prompt=lambda: D.DEFAULT_PROMPT)
+            D.check_known_prompts(va.prompts, set(tr.prompts) | set(self._prompts() if continuing else []),
+                                  val, cols["prompt"])
+        grids, given = D.fit_grids(tr, cols, score_ranges, self.score_grids() if continuing else None,
+                                   self.state.get("given_ranges") if continuing else None)
+        traits = cols["traits"]
+        for t in traits if va else []:  # validation data is scored like evaluation data
+            D.eval_grids(va, t, grids[t], given[t])
+        targets = [[grids[t][p].scale(tr.scores[t][i]) for t in traits] for i, p in enumerate(tr.prompts)]
+        targets = [row[0] for row in targets] if len(traits) == 1 else targets
         # only now, with all data checked, does the task's state change
-        self.state.update(columns=cols, score_ranges={p: list(r) for p, r in ranges.items()})
-        targets = [_scale(s, ranges[p]) for s, p in zip(scores, prompts)]
-        return _Prepared(texts, targets, prompts, val_data, train.source, len(val) if val is not None else 0)
-
-    @staticmethod
-    def _check_ranges(scores, prompts, ranges, table: Table, col: str) -> None:
-        for i, (s, p) in enumerate(zip(scores, prompts)):
-            lo, hi = ranges[p]
-            if not lo <= s <= hi:
-                raise DataError(f"score {s:g} is outside prompt {p!r}'s range {lo}-{hi}", column=col,
-                                **table.where(i))
-
-    def _unscale(self, scaled: float, prompt: str, rounded: bool = True) -> float:
-        lo, hi = self.state["score_ranges"][prompt]
-        raw = lo + min(max(scaled, 0.0), 1.0) * (hi - lo)
-        return float(min(max(round(raw), lo), hi)) if rounded else raw
+        ranges = {t: {p: g.to_list() for p, g in grids[t].items()} for t in traits}
+        self.state.update(columns={k: cols[k] for k in ("text", "score", "prompt", "subgroups")}, traits=traits,
+                          score_ranges=ranges[traits[0]] if len(traits) == 1 else ranges, given_ranges=given)
+        return _Prepared(tr.texts, targets, tr.prompts, (va.texts, va.scores, va.prompts) if va else None,
+                         train.source, len(val) if val is not None else 0)
 
     def _describe_data(self, prep: _Prepared) -> dict:
         from collections import Counter
 
-        counts = Counter(prep.prompts)
-        return {"source": prep.source, "essays": len(prep.texts), "validation essays": prep.n_val,
-                "prompts (essays; score range)": ", ".join(
-                    f"{p} ({counts[p]}; {r[0]}-{r[1]})" for p, r in self.state["score_ranges"].items())}
+        counts, grids = Counter(prep.prompts), self.score_grids()
+        out = {"source": prep.source, "essays": len(prep.texts), "validation essays": prep.n_val}
+        for t, g in grids.items():
+            label = "prompts (essays; score range)" if len(grids) == 1 else f"{t}: prompts (essays; score range)"
+            out[label] = ", ".join(f"{p} ({counts[p]}; {r})" for p, r in g.items())
+        return out
 
     # ------------------------------------------------------------------ training
     def _fit_classical(self, prep: _Prepared) -> None:
@@ -209,7 +161,7 @@ class EssayScorer(Task):
         hp = self.hparams
         self.model = TfidfRidge(ngram_max=hp.ngram_max, min_df=hp.min_df, max_features=hp.max_features,
                                 alpha=hp.ridge_alpha, surface_features=hp.surface_features)
-        self.model.fit(prep.texts, __import__("numpy").asarray(prep.targets), prep.prompts)
+        self.model.fit(prep.texts, np.asarray(prep.targets), prep.prompts)
 
     def _train_job(self, prep: _Prepared):
         from ..core.trainer import TrainJob
@@ -220,7 +172,7 @@ class EssayScorer(Task):
             source = self.backbone_spec().resolve()
             self.model, self.tokenizer = M.build_pretrained(source, dropout=hp.dropout,
                                                             attention_dropout=hp.attention_dropout,
-                                                            pooling=hp.pooling)
+                                                            pooling=hp.pooling, n_outputs=len(self.traits))
         ids = self.tokenizer(prep.texts, truncation=True, max_length=hp.max_length)["input_ids"]
         train = [{"input_ids": x, "target": t} for x, t in zip(ids, prep.targets)]
         pad = self.tokenizer.pad_token_id or 0
@@ -238,74 +190,154 @@ class EssayScorer(Task):
             def validate(model):
                 scaled = M.predict_scaled(model, self.tokenizer, vt, max_length=hp.max_length,
                                           batch_size=hp.predict_batch_size, precision=hp.precision)
-                return self._metrics([self._unscale(s, p, False) for s, p in zip(vs, vp)],
-                                     [self._unscale(s, p, False) for s, p in zip(scaled, vp)], vp)
+                return self._metrics(vs, self._unscaled(scaled, vp), vp)
 
         return TrainJob(model=self.model, train=train, collate=lambda ex: M.collate(ex, pad), loss=loss,
                         lengths=[len(x) for x in ids], validate=validate, monitor="qwk_avg", mode="max")
 
     # ------------------------------------------------------------------ inference
     def _predict_scaled(self, texts: list[str], prompts: list[str], precision: str | None,
-                        runtime: str = "torch") -> list[float]:
+                        runtime: str = "torch") -> np.ndarray:
+        """(essays,) or (essays, traits) model outputs on the [0, 1] scale."""
         if self.backbone_spec().engine == "sklearn":
-            return [float(v) for v in self.model.predict(texts, prompts)]
-        from .model import predict_scaled
+            out = np.asarray(self.model.predict(texts, prompts), dtype=np.float64)
+        else:
+            from .model import predict_scaled
 
-        model, device = self.model, None
-        if runtime == "onnxruntime":  # core.export: the exported graph, same batching
-            import torch
+            model, device = self.model, None
+            if runtime == "onnxruntime":  # core.export: the exported graph, same batching
+                import torch
 
-            from ..core.export import runtime_module
+                from ..core.export import runtime_module
 
-            if precision not in (None, "32"):
-                raise ConfigError(f"runtime='onnxruntime' runs the fp32 graph; precision={precision!r} is torch's")
-            model, device = runtime_module(self), torch.device("cpu")
-        elif runtime != "torch":
-            raise ConfigError(f"runtime must be 'torch' or 'onnxruntime', got {runtime!r}")
-        return predict_scaled(model, self.tokenizer, texts, max_length=self.hparams.max_length,
-                              batch_size=self.hparams.predict_batch_size, precision=precision or "32", device=device)
+                if precision not in (None, "32"):
+                    raise ConfigError(f"runtime='onnxruntime' runs the fp32 graph; precision={precision!r} is torch's")
+                model, device = runtime_module(self), torch.device("cpu")
+            elif runtime != "torch":
+                raise ConfigError(f"runtime must be 'torch' or 'onnxruntime', got {runtime!r}")
+            out = np.asarray(predict_scaled(model, self.tokenizer, texts, max_length=self.hparams.max_length,
+                                            batch_size=self.hparams.predict_batch_size,
+                                            precision=precision or "32", device=device), dtype=np.float64)
+        return out.reshape(len(texts), -1)
+
+    def _unscaled(self, scaled, prompts) -> dict[str, list[float]]:
+        """trait -> unrounded scores on each prompt's scale, clipped into its range."""
+        scaled = np.asarray(scaled, dtype=np.float64).reshape(len(prompts), -1)
+        grids = self.score_grids()
+        return {t: [grids[t][p].unscale(v) for v, p in zip(scaled[:, j], prompts)] for j, t in enumerate(grids)}
 
     def predict(self, inputs, *, prompt=None, rounded: bool = True, precision: str | None = None,
                 text_column: str | None = None, prompt_column: str | None = None, runtime: str = "torch"):
-        """One essay -> one score; a list of essays, a DataFrame, a path or records -> a list of scores.
+        """One essay -> one score (a dict of scores for a model of several traits); a list of essays,
+        a DataFrame, a path or records -> a list of them.
 
-        Scores are mapped back to the prompt's range and rounded into it (rounded=False: unrounded).
-        `precision="bf16-mixed"` runs the encoder under bf16 autocast (faster on recent CPUs and GPUs);
+        Scores are mapped back to the prompt's range and rounded to its grid, halves upward
+        (rounded=False: unrounded, still clipped into the range), whatever the runtime.
+        `precision="bf16-mixed"` runs an encoder under bf16 autocast (faster on recent CPUs and GPUs);
         `runtime="onnxruntime"` runs the graph `export` writes (fp32; exported once, then cached).
         """
         self._require_fitted()
         single = isinstance(inputs, str) and not _is_data_file(inputs)
-        cols = self._columns(text_column, None, prompt_column)
+        cols = D.columns(self.state.get("columns", {}), text_column, None, prompt_column)
         if single or (isinstance(inputs, (list, tuple)) and all(isinstance(x, str) for x in inputs)):
             texts = [inputs] if single else list(inputs)
             table = read_table([{cols["text"]: t} for t in texts], name="predict input")
         else:
             table = read_table(inputs, name="predict input")
-        texts, _, prompts = self._read(table, cols, need_score=False, prompt=prompt)
-        self._check_known_prompts(prompts, table, cols["prompt"] if cols["prompt"] in table.df.columns else None)
-        scaled = self._predict_scaled(texts, prompts, precision, runtime)
-        out = [self._unscale(s, p, rounded) for s, p in zip(scaled, prompts)]
+        has_col = cols["prompt"] is not None and cols["prompt"] in table.df.columns
+        if not has_col:
+            cols["prompt"] = None
+        ess = D.read_essays(table, cols, need_score=False, default_prompt=lambda: self._default_prompt(prompt, table))
+        D.check_known_prompts(ess.prompts, set(self._prompts()), table, cols["prompt"])
+        raw = self._unscaled(self._predict_scaled(ess.texts, ess.prompts, precision, runtime), ess.prompts)
+        grids = self.score_grids()
+        if rounded:
+            raw = {t: [grids[t][p].round(v) for v, p in zip(vals, ess.prompts)] for t, vals in raw.items()}
+        out = list(raw.values())[0] if len(raw) == 1 else [dict(zip(raw, vals)) for vals in zip(*raw.values())]
         return out[0] if single else out
 
-    def _metrics(self, human, machine_raw, prompts, groups: dict | None = None) -> dict:
-        return evaluation.essay_metrics(human, machine_raw, prompts, self.state["score_ranges"], groups)
+    def _metrics(self, human: dict, machine_raw: dict, prompts, groups: dict | None = None, grids=None,
+                 **kw) -> dict:
+        """Metrics per trait (their mean at the top for several); grids=None: the trained grids,
+        widened where a human score lies outside an inferred range (validation during training)."""
+        if grids is None:
+            given = self.state.get("given_ranges", {})
+            grids = {t: D.eval_grids(D.Essays([], human, list(prompts), None), t, g, given.get(t, []), warn=False)
+                     for t, g in self.score_grids().items()}
+        kw.setdefault("bootstrap", 0)
+        per = {t: evaluation.essay_metrics(human[t], machine_raw[t], prompts, grids[t], groups, **kw)
+               for t in self.traits}
+        return per[self.traits[0]] if len(per) == 1 else evaluation.traits_summary(per)
 
     def evaluate(self, data, *, text_column=None, score_column=None, prompt_column=None,
-                 subgroup_columns=None, precision: str | None = None, name: str | None = None) -> dict:
-        """QWK overall, per prompt and their average; RMSE; Pearson; per-subgroup QWK and SMD.
-        The result is also recorded for the model card."""
+                 subgroup_columns=None, precision: str | None = None, name: str | None = None,
+                 min_group_size: int = 30, bootstrap: int = 1000, seed: int = 0) -> dict:
+        """QWK overall, per prompt and their average; RMSE; Pearson; SMD; per-subgroup QWK and SMD,
+        each QWK and SMD with a bootstrap 95% interval (`bootstrap` resamples; 0: none). Groups of
+        fewer than `min_group_size` essays are listed as "too few to report". For several traits:
+        every metric per trait under "traits", and their mean at the top.
+
+        A human score on its prompt's grid but outside a range inferred in training widens the
+        range for this evaluation (with a warning); off the grid, or outside a range given in
+        training, is a DataError. The result is also recorded for the model card.
+        """
         self._require_fitted()
-        cols = self._columns(text_column, score_column, prompt_column, subgroup_columns)
+        if not isinstance(min_group_size, int) or min_group_size < 1:
+            raise ConfigError(f"min_group_size must be a positive int, got {min_group_size!r}")
+        if not isinstance(bootstrap, int) or bootstrap < 0:
+            raise ConfigError(f"bootstrap must be a number of resamples (0 for none), got {bootstrap!r}")
+        names = self._eval_trait_columns(score_column)
+        cols = D.columns(self.state.get("columns", {}), text_column, names, prompt_column, subgroup_columns)
         table = read_table(data, name=name or "eval", split="test")
-        texts, scores, prompts = self._read(table, cols, need_score=True)
-        self._check_known_prompts(prompts, table, cols["prompt"])
-        self._check_ranges(scores, prompts, self.state["score_ranges"], table, cols["score"])
-        groups = {c: [label_str(v) for v in table.df[c].tolist()] for c in cols["subgroups"]}
-        scaled = self._predict_scaled(texts, prompts, precision)
-        machine = [self._unscale(s, p, False) for s, p in zip(scaled, prompts)]
-        metrics = self._metrics(scores, machine, prompts, groups)
-        self.card.add_evaluation(name or table.source, *evaluation.card_view(metrics))
+        ess = D.read_essays(table, cols, need_score=True, default_prompt=lambda: self._default_prompt(None, table))
+        D.check_known_prompts(ess.prompts, set(self._prompts()), table, cols["prompt"])
+        trained, given = self.score_grids(), self.state.get("given_ranges", {})
+        human = {t: ess.scores[c] for t, c in zip(self.traits, cols["traits"])}
+        scored = D.Essays(ess.texts, human, ess.prompts, table)
+        grids = {t: D.eval_grids(scored, t, trained[t], given.get(t, [])) for t in self.traits}
+        groups = {c: table.df[c].tolist() for c in cols["subgroups"]}
+        machine = self._unscaled(self._predict_scaled(ess.texts, ess.prompts, precision), ess.prompts)
+        metrics = self._metrics(human, machine, ess.prompts, groups, grids, min_group_size=min_group_size,
+                                bootstrap=bootstrap, seed=seed)
+        scalars, tables = evaluation.card_view(metrics, grids)
+        rounded = {t: [trained[t][p].round(v) for v, p in zip(machine[t], ess.prompts)] for t in machine}
+        tables["Predictions on essays drawn at random (not chosen)"] = essay_card.sample_rows(
+            ess.texts, ess.prompts, human, rounded, seed=seed)
+        self.card.add_evaluation(name or table.source, scalars, tables)
         return metrics
+
+    def _eval_trait_columns(self, score_column):
+        """The evaluation data's score columns, in the order of the model's traits."""
+        traits = self.traits
+        if score_column is None or len(traits) == 1:
+            return score_column
+        given = [score_column] if isinstance(score_column, str) else list(score_column)
+        if len(given) != len(traits):
+            raise ConfigError(f"this model scores {len(traits)} traits {traits}: give score_column= as a list of "
+                              f"{len(traits)} columns in that order, got {score_column!r}")
+        return given
+
+    # ------------------------------------------------------------------ card
+    def _card_hparams(self) -> dict:
+        hp = self.hparams.to_dict()
+        if self.backbone_spec().engine == "sklearn":
+            chosen = {}
+            if self.model is not None and self.hparams.ridge_alpha is None:
+                chosen["ridge alpha chosen per prompt (GCV)"] = ", ".join(
+                    f"{p}: {_alphas(m['alpha'])}" for p, m in self.model.prompts.items())
+            return essay_card.card_hparams(hp, essay_card.TFIDF_HPARAMS, chosen)
+        return essay_card.card_hparams(hp, essay_card.NEURAL_HPARAMS)
+
+    def model_card(self, folder: str | None = None) -> str:
+        name = Path(folder).name if folder else f"{self.task_name}-{Path(str(self.backbone)).name}"
+        folder = folder or "path/to/model"
+        prompts = self._prompts()
+        snippet = essay_card.how_to_use(type(self).__name__, folder, prompts[0] if prompts else D.DEFAULT_PROMPT,
+                                        len(self.traits) > 1, self.state.get("columns", {}).get("prompt") is not None)
+        truncates = self.hparams.max_length if self.backbone_spec().engine == "torch" else None
+        text = dataclasses.replace(self.card_text, how_to_use=snippet,
+                                   limitations=essay_card.limitations(truncates))
+        return cardlib.render(text, self.card, model_name=name, folder=folder, cls_name=type(self).__name__)
 
     def _export_spec(self):  # core.export: task.export("model.onnx")
         from .export import spec
@@ -324,7 +356,8 @@ class EssayScorer(Task):
 
         save_model(self.model, str(folder / "model.safetensors"))
         self.tokenizer.save_pretrained(str(folder))
-        return {"format": "torch", "encoder_config": self.model.encoder.config.to_diff_dict()}
+        return {"format": "torch", "encoder_config": self.model.encoder.config.to_diff_dict(),
+                "n_outputs": self.model.n_outputs}
 
     def _load_weights(self, folder: Path, config: dict) -> None:
         w = config["weights"]
@@ -339,7 +372,11 @@ class EssayScorer(Task):
 
         from .model import build_from_config
 
-        self.model, self.tokenizer = build_from_config(w["encoder_config"], str(folder),
-                                                       dropout=self.hparams.dropout, pooling=self.hparams.pooling)
+        self.model, self.tokenizer = build_from_config(w["encoder_config"], str(folder), dropout=self.hparams.dropout,
+                                                       pooling=self.hparams.pooling, n_outputs=w.get("n_outputs", 1))
         load_model(self.model, str(folder / "model.safetensors"))
         self.model.eval()
+
+
+def _alphas(a) -> str:
+    return "/".join(f"{v:g}" for v in a) if isinstance(a, list) else f"{a:g}"

@@ -1,0 +1,79 @@
+"""What the EssayScorer card says, built from the model it describes: the settings its backbone
+uses, truncation only for a backbone that truncates, a snippet that runs against the saved model,
+and a few predictions drawn at random from the evaluation data."""
+from __future__ import annotations
+
+import dataclasses
+
+from ..core.card import CardText
+from ..core.hparams import TrainHParams
+
+CARD_TEXT = CardText(
+    title="Automated essay scoring",
+    summary="Scores a student essay on its prompt's rubric (holistically, or on each trait of an analytic rubric), "
+            "trained with edu-flash.",
+    intended_use=("Formative feedback and a second reader: suggesting a score that a teacher or trained rater "
+                  "reviews, prioritising essays for review, and research on automated scoring."),
+    out_of_scope=("High-stakes grading without a human reader (admissions, certification, course grades); "
+                  "prompts, genres, grade levels or languages it was not trained on; judging content accuracy "
+                  "or detecting plagiarism or AI-written text."),
+    limitations=("The model learns whatever the human scores reward, including surface cues such as length "
+                 "and vocabulary, and can be gamed by long or keyword-stuffed essays. Agreement can differ "
+                 "between student groups (see the subgroup tables, where evaluated: SMD is machine minus human "
+                 "over the human SD; |SMD| > 0.15 is commonly flagged). Scores are rounded to the nearest point "
+                 "of each prompt's score grid, halves upward, and never leave the range seen or given in training."),
+    how_to_use="",  # built per model: _how_to_use
+    hf_task_type="text-regression",
+    tags=("essay-scoring", "education", "regression", "text-regression"),
+    headline_metrics=("qwk_avg", "qwk", "rmse", "pearson"),
+)
+
+# The settings each kind of backbone reads; the card lists only these (plus what the fit chose).
+TFIDF_HPARAMS = ("ngram_max", "min_df", "max_features", "ridge_alpha", "surface_features")
+NEURAL_HPARAMS = tuple(f.name for f in dataclasses.fields(TrainHParams)) + (
+    "max_length", "dropout", "attention_dropout", "pooling", "predict_batch_size")
+
+
+def card_hparams(hparams: dict, names, chosen: dict | None = None) -> dict:
+    out = {k: hparams[k] for k in names if k in hparams}
+    out.update(chosen or {})
+    return out
+
+
+def limitations(truncates_at: int | None) -> str:
+    text = CARD_TEXT.limitations
+    if truncates_at:
+        text += (f" Essays longer than {truncates_at} tokens are truncated: the model never reads the rest "
+                 "of a long essay.")
+    return text
+
+
+def how_to_use(cls: str, folder: str, prompt: str, multi_trait: bool, has_prompt_column: bool) -> str:
+    """A snippet that runs as written against the saved model: a prompt it knows."""
+    import json
+
+    arg = f", prompt={json.dumps(prompt)}" if has_prompt_column or prompt != "all" else ""
+    what = "a dict of scores, one per trait" if multi_trait else "a score on the prompt's grid"
+    return (f"from edu_flash import {cls}\n\nscorer = {cls}.from_pretrained({json.dumps(folder)})\n"
+            f"score = scorer.predict(\"Computers help people learn because they can find information fast.\"{arg})\n"
+            f"print(score)  # {what}\n"
+            "# scorer.evaluate(\"your_test.csv\") -> QWK overall and per prompt, RMSE, subgroup gaps")
+
+
+def sample_rows(texts, prompts, human: dict, machine: dict, *, k: int = 5, seed: int = 0, width: int = 160) -> list:
+    """k essays drawn at random (not chosen): an excerpt, the prompt, the human and the machine scores."""
+    import numpy as np
+
+    if not texts or k <= 0:
+        return []
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in sorted(rng.choice(len(texts), size=min(k, len(texts)), replace=False).tolist()):
+        excerpt = " ".join(str(texts[i]).split())
+        excerpt = (excerpt[:width] + " ...") if len(excerpt) > width else excerpt
+        row = {"essay (start)": excerpt.replace("|", "/"), "prompt": prompts[i]}
+        for t in human:
+            name = "" if len(human) == 1 else f" {t}"
+            row[f"human{name}"], row[f"model{name}"] = human[t][i], machine[t][i]
+        rows.append(row)
+    return rows
