@@ -139,7 +139,10 @@ def test_card_hyperparameters_come_from_the_task_hook(essays):
     s.finetune(essays.iloc[:120], text_column="essay", prompt_column="prompt")
     assert s.card.hyperparameters == {"ngram_max": 1, "chosen alpha": 3.0}
     assert "| chosen alpha | 3 |" in s.model_card()
-    assert _ridge()._card_hparams() == _ridge().hparams.to_dict()  # the default: all of them
+    from edu_flash.core.task import Task
+
+    assert Task._card_hparams(_ridge()) == _ridge().hparams.to_dict()  # the default: all of them
+    assert "lr" not in _ridge()._card_hparams()  # EssayScorer's tfidf-ridge lists only its own settings
 
 
 def test_wall_time_covers_the_whole_finetune(essays, monkeypatch):

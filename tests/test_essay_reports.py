@@ -132,3 +132,10 @@ def test_prompt_column_values_are_read_as_text(essays):
     s = EssayScorer(backbone="tfidf-ridge").finetune(df, **COLS)
     assert sorted(s.state["score_ranges"]) == ["1", "2", "3"]
     assert isinstance(pd.Series(s.predict(df.iloc[:3]))[0], float)
+
+
+def test_the_warning_points_at_the_callers_line(essays):
+    df = essays.rename(columns={"prompt": "essay_set"})
+    with pytest.warns(UserWarning, match="looks like a prompt id") as rec:
+        EssayScorer(backbone="tfidf-ridge").finetune(df, text_column="essay")
+    assert rec[0].filename == __file__

@@ -65,6 +65,17 @@ def check_known_prompts(prompts, known, table: Table, col: str | None) -> None:
                                     column=col, **table.where(i))
 
 
+def _warn(message: str) -> None:
+    """A UserWarning pointing at the user's own line (the first frame outside edu_flash)."""
+    import os
+    import sys
+
+    package, frame, level = os.path.dirname(os.path.dirname(os.path.abspath(__file__))), sys._getframe(0), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, UserWarning, stacklevel=level)
+
+
 # ---------------------------------------------------------------------------------------------- grids
 def user_ranges(score_ranges, traits: list[str]) -> dict[str, dict[str, tuple]]:
     """score_ranges as given -> trait -> prompt -> (lo, hi, step or None).
@@ -175,10 +186,10 @@ def eval_grids(part: Essays, trait: str, grids: dict, given: list[str], warn: bo
         if outside:
             out[p] = g.widened(outside)
             if warn:
-                    warnings.warn(f"{part.table.source}: prompt {p!r} ({trait}) has scores outside the range {g} inferred "
-                              f"from the training data ({', '.join(f'{s:g}' for s in outside[:5])}); evaluating on "
-                              f"{out[p]}. The model never predicts outside {g}: give the rubric's range with "
-                              "score_ranges= when training.", UserWarning, stacklevel=4)
+                _warn(f"{part.table.source}: prompt {p!r} ({trait}) has scores outside the range {g} inferred "
+                      f"from the training data ({', '.join(f'{s:g}' for s in outside[:5])}); evaluating on "
+                      f"{out[p]}. The model never predicts outside {g}: give the rubric's range with "
+                      "score_ranges= when training.")
     return out
 
 
@@ -211,10 +222,10 @@ def warn_if_prompts_pooled(train: Essays, cols: dict) -> None:
             hints.append(f"the {t!r} scores fall in separate ranges ({clusters})")
     if hints:
         lo, hi = min(train.scores[cols["traits"][0]]), max(train.scores[cols["traits"][0]])
-        warnings.warn(f"{train.table.source}: no prompt column was given, so all {n} essays are scored as one "
-                      f"prompt with one range ({lo:g}-{hi:g}), but " + "; ".join(hints)
-                      + ". If the essays answer different prompts, pass prompt_column=... so each prompt is "
-                      "scored on its own range.", UserWarning, stacklevel=4)
+        _warn(f"{train.table.source}: no prompt column was given, so all {n} essays are scored as one "
+              f"prompt with one range ({lo:g}-{hi:g}), but " + "; ".join(hints)
+              + ". If the essays answer different prompts, pass prompt_column=... so each prompt is "
+              "scored on its own range.")
 
 
 def _group_spans(values, scores) -> list[float]:
