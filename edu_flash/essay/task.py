@@ -5,8 +5,6 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..core import card as cardlib
 from ..core.data import Table, label_str, read_table
 from ..core.errors import ConfigError, DataError
@@ -15,7 +13,6 @@ from ..core.registry import Backbone
 from ..core.task import Task
 from . import card as essay_card
 from . import data as D
-from . import evaluation
 from .grid import Grid
 
 
@@ -156,6 +153,8 @@ class EssayScorer(Task):
 
     # ------------------------------------------------------------------ training
     def _fit_classical(self, prep: _Prepared) -> None:
+        import numpy as np
+
         from .baseline import TfidfRidge
 
         hp = self.hparams
@@ -197,8 +196,10 @@ class EssayScorer(Task):
 
     # ------------------------------------------------------------------ inference
     def _predict_scaled(self, texts: list[str], prompts: list[str], precision: str | None,
-                        runtime: str = "torch") -> np.ndarray:
+                        runtime: str = "torch"):
         """(essays,) or (essays, traits) model outputs on the [0, 1] scale."""
+        import numpy as np
+
         if self.backbone_spec().engine == "sklearn":
             out = np.asarray(self.model.predict(texts, prompts), dtype=np.float64)
         else:
@@ -222,6 +223,8 @@ class EssayScorer(Task):
 
     def _unscaled(self, scaled, prompts) -> dict[str, list[float]]:
         """trait -> unrounded scores on each prompt's scale, clipped into its range."""
+        import numpy as np
+
         scaled = np.asarray(scaled, dtype=np.float64).reshape(len(prompts), -1)
         grids = self.score_grids()
         return {t: [grids[t][p].unscale(v) for v, p in zip(scaled[:, j], prompts)] for j, t in enumerate(grids)}
@@ -260,6 +263,8 @@ class EssayScorer(Task):
                  **kw) -> dict:
         """Metrics per trait (their mean at the top for several); grids=None: the trained grids,
         widened where a human score lies outside an inferred range (validation during training)."""
+        from . import evaluation
+
         if grids is None:
             given = self.state.get("given_ranges", {})
             grids = {t: D.eval_grids(D.Essays([], human, list(prompts), None), t, g, given.get(t, []), warn=False)
@@ -299,6 +304,8 @@ class EssayScorer(Task):
         machine = self._unscaled(self._predict_scaled(ess.texts, ess.prompts, precision), ess.prompts)
         metrics = self._metrics(human, machine, ess.prompts, groups, grids, min_group_size=min_group_size,
                                 bootstrap=bootstrap, seed=seed)
+        from . import evaluation
+
         scalars, tables = evaluation.card_view(metrics, grids)
         rounded = {t: [trained[t][p].round(v) for v, p in zip(machine[t], ess.prompts)] for t in machine}
         tables["Predictions on essays drawn at random (not chosen)"] = essay_card.sample_rows(
