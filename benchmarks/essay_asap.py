@@ -13,12 +13,19 @@ Published averages (same protocol, mean per-prompt QWK) are printed beside them.
 
     python benchmarks/essay_asap.py --data ../shared/datasets/asap_aes --backbones tfidf-ridge
     python benchmarks/essay_asap.py --backbones all-MiniLM-L6-v2 --max-epochs 4 --folds 0
+
+A long run (the fine-tuned encoder at its defaults takes CPU hours) can be spread over several
+processes: `--run-root DIR` keeps each fold's run folder (checkpoints every `--checkpoint-every`
+steps) and its result (`DIR/<backbone>/fold_<k>.json`); run the same command again and finished folds
+are read back, an unfinished one resumes from its newest checkpoint.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
+import re
 import statistics
 import tempfile
 import time
@@ -41,8 +48,11 @@ def parse_args(argv=None):
                    help="EssayScorer backbone names or model folders")
     p.add_argument("--folds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--max-epochs", type=int, default=None, help="transformer backbones (default: the library's)")
-    p.add_argument("--max-length", type=int, default=256)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-length", type=int, default=None, help="transformer backbones (default: the library's)")
+    p.add_argument("--batch-size", type=int, default=None, help="transformer backbones (default: the library's)")
+    p.add_argument("--run-root", default=None, help="keep run folders and per-fold results here; rerun to resume")
+    p.add_argument("--checkpoint-every", type=int, default=None, help="optimizer steps between checkpoints")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a shared machine)")
     p.add_argument("--train-limit", type=int, default=None,
                    help="quick runs: a prompt-stratified sample of N training essays per fold (dev cut by the "
                         "same fraction); test is always complete")
@@ -73,24 +83,43 @@ def limit(df, n: int | None, frac: float | None, seed: int):
     return df.groupby("essay_set", group_keys=False).sample(frac=frac, random_state=seed).reset_index(drop=True)
 
 
-def run_fold(backbone: str, split: dict, args) -> dict:
+def _hparams(backbone: str, args) -> dict:
+    from edu_flash import EssayScorer
+
+    hp = {"seed": args.seed}
+    if EssayScorer(backbone=backbone).backbone_spec().engine == "torch":
+        for key in ("max_epochs", "max_length", "batch_size", "checkpoint_every"):
+            if getattr(args, key) is not None:
+                hp[key] = getattr(args, key)
+    return hp
+
+
+def run_fold(backbone: str, split: dict, args, k: int = 0) -> dict:
     from edu_flash import EssayScorer
 
     train = limit(split["train"], args.train_limit, None, args.seed)
     dev = limit(split["dev"], None, len(train) / len(split["train"]) if args.train_limit else None, args.seed)
-    hp = {"max_length": args.max_length, "batch_size": args.batch_size, "seed": args.seed}
-    if args.max_epochs is not None:
-        hp["max_epochs"] = args.max_epochs
+    hp = _hparams(backbone, args)
+    keep = Path(args.run_root) / re.sub(r"[^\w.-]+", "_", Path(backbone).name) if args.run_root else None
+    if keep is not None and (keep / f"fold_{k}.json").exists():  # finished in an earlier process
+        return {**json.loads((keep / f"fold_{k}.json").read_text()), "from_file": True}
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="essay_asap_") as run_dir:
+    with (contextlib.nullcontext(keep / f"run_fold_{k}") if keep else
+          tempfile.TemporaryDirectory(prefix="essay_asap_")) as run_dir:
         scorer = EssayScorer(backbone=backbone)
         scorer.finetune(train, val=dev, text_column="essay", score_column="domain1_score",
-                        prompt_column="essay_set", score_ranges=ASAP_RANGES, run_dir=run_dir, progress=False, **hp)
+                        prompt_column="essay_set", score_ranges=ASAP_RANGES, run_dir=run_dir, progress=False,
+                        resume=keep is not None, **hp)
         t_fit = time.perf_counter() - t0
-        m = scorer.evaluate(split["test"])
-    return {"qwk_per_prompt": {p: float(m["qwk_per_prompt"][p]) for p in PROMPTS}, "qwk_avg": float(m["qwk_avg"]),
-            "qwk": float(m["qwk"]), "rmse": float(m["rmse"]), "n_train": len(train), "n_test": len(split["test"]),
-            "fit_s": t_fit, "wall_s": time.perf_counter() - t0}
+        m = scorer.evaluate(split["test"], bootstrap=0)
+    r = {"qwk_per_prompt": {p: float(m["qwk_per_prompt"][p]) for p in PROMPTS}, "qwk_avg": float(m["qwk_avg"]),
+         "qwk": float(m["qwk"]), "rmse": float(m["rmse"]), "n_train": len(train), "n_test": len(split["test"]),
+         "fit_s": t_fit, "wall_s": time.perf_counter() - t0, "hparams": hp,
+         "resumed_from": getattr(scorer.last_train_report, "resumed_from", None)}
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        (keep / f"fold_{k}.json").write_text(json.dumps(r, indent=1))
+    return r
 
 
 def row(label: str, per_prompt: dict, avg: float, pooled: float | str = "", wall: float | str = "") -> str:
@@ -107,6 +136,10 @@ def header() -> str:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     data = resolve_data(args.data)
     df = load_asap(data)
     print(f"ASAP-AES {data} ({len(df)} essays), folds {args.folds}, python {platform.python_version()}, "
@@ -119,8 +152,9 @@ def main(argv=None) -> dict:
         print(header(), flush=True)
         folds = {}
         for k in args.folds:
-            folds[k] = r = run_fold(bb, splits[k], args)
-            print(row(f"fold {k}", r["qwk_per_prompt"], r["qwk_avg"], r["qwk"], r["wall_s"]), flush=True)
+            folds[k] = r = run_fold(bb, splits[k], args, k)
+            label = f"fold {k}" + (" (earlier run)" if r.get("from_file") else "")
+            print(row(label, r["qwk_per_prompt"], r["qwk_avg"], r["qwk"], r["wall_s"]), flush=True)
         mean_pp = {p: statistics.mean(f["qwk_per_prompt"][p] for f in folds.values()) for p in PROMPTS}
         avg = statistics.mean(mean_pp.values())
         pooled = statistics.mean(f["qwk"] for f in folds.values())

@@ -48,13 +48,14 @@ def limitations(truncates_at: int | None) -> str:
     return text
 
 
-def how_to_use(cls: str, folder: str, prompt: str, multi_trait: bool, has_prompt_column: bool) -> str:
-    """A snippet that runs as written against the saved model: a prompt it knows."""
+def how_to_use(prompt: str, multi_trait: bool, has_prompt_column: bool) -> str:
+    """A snippet that runs as written against the saved model: a prompt it knows ({folder} and {cls}
+    are filled in when the card is rendered)."""
     import json
 
     arg = f", prompt={json.dumps(prompt)}" if has_prompt_column or prompt != "all" else ""
     what = "a dict of scores, one per trait" if multi_trait else "a score on the prompt's grid"
-    return (f"from edu_flash import {cls}\n\nscorer = {cls}.from_pretrained({json.dumps(folder)})\n"
+    return ("from edu_flash import {cls}\n\nscorer = {cls}.from_pretrained(\"{folder}\")\n"
             f"score = scorer.predict(\"Computers help people learn because they can find information fast.\"{arg})\n"
             f"print(score)  # {what}\n"
             "# scorer.evaluate(\"your_test.csv\") -> QWK overall and per prompt, RMSE, subgroup gaps")

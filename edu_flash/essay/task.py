@@ -5,7 +5,6 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core import card as cardlib
 from ..core.data import Table, label_str, read_table
 from ..core.errors import ConfigError, DataError
 from ..core.hparams import TrainHParams, bounded, choice
@@ -335,16 +334,12 @@ class EssayScorer(Task):
             return essay_card.card_hparams(hp, essay_card.TFIDF_HPARAMS, chosen)
         return essay_card.card_hparams(hp, essay_card.NEURAL_HPARAMS)
 
-    def model_card(self, folder: str | None = None) -> str:
-        name = Path(folder).name if folder else f"{self.task_name}-{Path(str(self.backbone)).name}"
-        folder = folder or "path/to/model"
+    def _card_text(self):
         prompts = self._prompts()
-        snippet = essay_card.how_to_use(type(self).__name__, folder, prompts[0] if prompts else D.DEFAULT_PROMPT,
-                                        len(self.traits) > 1, self.state.get("columns", {}).get("prompt") is not None)
+        snippet = essay_card.how_to_use(prompts[0] if prompts else D.DEFAULT_PROMPT, len(self.traits) > 1,
+                                        self.state.get("columns", {}).get("prompt") is not None)
         truncates = self.hparams.max_length if self.backbone_spec().engine == "torch" else None
-        text = dataclasses.replace(self.card_text, how_to_use=snippet,
-                                   limitations=essay_card.limitations(truncates))
-        return cardlib.render(text, self.card, model_name=name, folder=folder, cls_name=type(self).__name__)
+        return dataclasses.replace(self.card_text, how_to_use=snippet, limitations=essay_card.limitations(truncates))
 
     def _export_spec(self):  # core.export: task.export("model.onnx")
         from .export import spec
