@@ -44,6 +44,31 @@ def surface_features(texts: list[str]) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(SURFACE_FEATURES))
 
 
+def vectorizer_arrays(vec: TfidfVectorizer, prefix: str) -> dict[str, np.ndarray]:
+    """A fitted vectorizer as arrays: its vocabulary (JSON bytes, in column order) and idf."""
+    terms = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
+    return {f"{prefix}.vocab_json": np.frombuffer(json.dumps(terms).encode("utf-8"), dtype=np.uint8).copy(),
+            f"{prefix}.idf": np.asarray(vec.idf_, dtype=np.float64)}
+
+
+def vectorizer_from_arrays(arrays: dict, prefix: str, **kw) -> TfidfVectorizer:
+    """The vectorizer back without refitting: a fixed vocabulary and the saved idf_."""
+    terms = json.loads(bytes(np.asarray(arrays[f"{prefix}.vocab_json"], dtype=np.uint8)).decode("utf-8"))
+    vec = TfidfVectorizer(sublinear_tf=True, dtype=np.float64, vocabulary={t: j for j, t in enumerate(terms)}, **kw)
+    vec.idf_ = np.asarray(arrays[f"{prefix}.idf"], dtype=np.float64)
+    return vec
+
+
+def fit_vectorizer(texts: list[str], min_df: int, **kw) -> tuple[TfidfVectorizer, sp.csr_matrix]:
+    """Fit on one prompt's essays; a tiny prompt where nothing survives min_df keeps every term."""
+    try:
+        vec = TfidfVectorizer(sublinear_tf=True, dtype=np.float64, min_df=min_df, **kw)
+        return vec, vec.fit_transform(texts)
+    except ValueError:
+        vec = TfidfVectorizer(sublinear_tf=True, dtype=np.float64, min_df=1, **kw)
+        return vec, vec.fit_transform(texts)
+
+
 class TfidfRidge:
     """TF-IDF + surface features + ridge: the classical AES baseline, one regressor per prompt."""
 
@@ -56,9 +81,6 @@ class TfidfRidge:
     def _params(self) -> dict:
         return {"ngram_max": self.ngram_max, "min_df": self.min_df, "max_features": self.max_features,
                 "alpha": self.alpha, "surface_features": self.surface_features}
-
-    def _vectorizer(self, **kw) -> TfidfVectorizer:
-        return TfidfVectorizer(ngram_range=(1, self.ngram_max), sublinear_tf=True, dtype=np.float64, **kw)
 
     def _design(self, m: dict, texts: list[str], X=None, S=None) -> sp.csr_matrix:
         X = m["vectorizer"].transform(texts) if X is None else X
@@ -75,12 +97,7 @@ class TfidfRidge:
         for p in sorted(set(prompts)):
             idx = [i for i, q in enumerate(prompts) if q == p]
             tx = [texts[i] for i in idx]
-            vec = self._vectorizer(min_df=self.min_df, max_features=self.max_features)
-            try:
-                X = vec.fit_transform(tx)
-            except ValueError:  # tiny prompt: nothing survives min_df, so keep every term
-                vec = self._vectorizer(min_df=1, max_features=self.max_features)
-                X = vec.fit_transform(tx)
+            vec, X = fit_vectorizer(tx, self.min_df, ngram_range=(1, self.ngram_max), max_features=self.max_features)
             m, S = {"vectorizer": vec, "mean": None, "scale": None}, None
             if self.surface_features:
                 S = surface_features(tx)
@@ -111,10 +128,8 @@ class TfidfRidge:
         Arrays are keyed by prompt position (`p0.coef`) so any prompt string is a safe key."""
         arrays, order = {}, list(self.prompts)
         for i, p in enumerate(order):
-            m, vec = self.prompts[p], self.prompts[p]["vectorizer"]
-            terms = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
-            arrays[f"p{i}.vocab_json"] = np.frombuffer(json.dumps(terms).encode("utf-8"), dtype=np.uint8).copy()
-            arrays[f"p{i}.idf"] = np.asarray(vec.idf_, dtype=np.float64)
+            m = self.prompts[p]
+            arrays.update(vectorizer_arrays(m["vectorizer"], f"p{i}"))
             arrays[f"p{i}.coef"] = np.ascontiguousarray(m["coef"])  # safetensors writes the raw buffer
             arrays[f"p{i}.intercept"] = np.atleast_1d(m["intercept"])
             if self.surface_features:
@@ -129,9 +144,7 @@ class TfidfRidge:
         """Rebuild without refitting: a vectorizer with a fixed vocabulary and the saved idf_."""
         self = cls(**meta["params"])
         for i, p in enumerate(meta["prompts"]):
-            terms = json.loads(bytes(np.asarray(arrays[f"p{i}.vocab_json"], dtype=np.uint8)).decode("utf-8"))
-            vec = self._vectorizer(vocabulary={t: j for j, t in enumerate(terms)})
-            vec.idf_ = np.asarray(arrays[f"p{i}.idf"], dtype=np.float64)
+            vec = vectorizer_from_arrays(arrays, f"p{i}", ngram_range=(1, self.ngram_max))
             coef = np.asarray(arrays[f"p{i}.coef"], dtype=np.float64)
             intercept = np.asarray(arrays[f"p{i}.intercept"], dtype=np.float64)
             m = {"vectorizer": vec, "coef": coef, "intercept": intercept if coef.ndim == 2 else float(intercept[0]),

@@ -30,6 +30,7 @@ CARD_TEXT = CardText(
 
 # The settings each kind of backbone reads; the card lists only these (plus what the fit chose).
 TFIDF_HPARAMS = ("ngram_max", "min_df", "max_features", "ridge_alpha", "surface_features")
+HYBRID_HPARAMS = ("ngram_max", "min_df", "max_features", "chunk_tokens", "precision", "predict_batch_size")
 NEURAL_HPARAMS = tuple(f.name for f in dataclasses.fields(TrainHParams)) + (
     "max_length", "dropout", "attention_dropout", "pooling", "predict_batch_size")
 

@@ -48,6 +48,9 @@ class EssayHParams(TrainHParams):
     max_features: int | None = 50000
     ridge_alpha: float | None = None  # None: chosen per prompt by cross-validation
     surface_features: bool = True
+    # minilm-hybrid backbone (also ngram_max, min_df, max_features; precision and predict_batch_size
+    # for the encoder that embeds the essays)
+    chunk_tokens: int = bounded(256, min=16, max=512)
 
 
 @dataclass
@@ -68,6 +71,9 @@ class EssayScorer(Task):
     hparams_cls = EssayHParams
     default_backbone = "all-MiniLM-L6-v2"
     backbones = {
+        "minilm-hybrid": Backbone("minilm-hybrid", "sklearn", _minilm_folder,
+                                  "all-MiniLM-L6-v2 embeddings of the whole essay + word and character TF-IDF + "
+                                  "surface features; per-prompt ridge models stacked and calibrated"),
         "tfidf-ridge": Backbone("tfidf-ridge", "sklearn", None,
                                 "TF-IDF n-grams + surface features + ridge, one regressor per prompt"),
         "all-MiniLM-L6-v2": Backbone("sentence-transformers/all-MiniLM-L6-v2", "torch", _minilm_folder,
@@ -157,9 +163,30 @@ class EssayScorer(Task):
         from .baseline import TfidfRidge
 
         hp = self.hparams
-        self.model = TfidfRidge(ngram_max=hp.ngram_max, min_df=hp.min_df, max_features=hp.max_features,
-                                alpha=hp.ridge_alpha, surface_features=hp.surface_features)
+        if self.backbone == "minilm-hybrid":
+            from .hybrid import MiniLMHybrid
+
+            self.model = MiniLMHybrid(self._embedder(self.backbone_spec().resolve()), ngram_max=hp.ngram_max,
+                                      min_df=hp.min_df, max_features=hp.max_features)
+        else:
+            self.model = TfidfRidge(ngram_max=hp.ngram_max, min_df=hp.min_df, max_features=hp.max_features,
+                                    alpha=hp.ridge_alpha, surface_features=hp.surface_features)
         self.model.fit(prep.texts, np.asarray(prep.targets), prep.prompts)
+
+    def _embedder(self, source: str, encoder=None, tokenizer=None):
+        """The hybrid's sentence encoder: from the backbone's folder when training, from the model
+        folder's own copy when loading."""
+        from transformers import AutoModel
+
+        from ..core import hfload
+        from .hybrid import ChunkEmbedder
+
+        encoder = encoder or hfload.auto_model(AutoModel, source)
+        tokenizer = tokenizer or hfload.auto_tokenizer(source)
+        self.tokenizer = tokenizer
+        return ChunkEmbedder(encoder, tokenizer, chunk_tokens=self.hparams.chunk_tokens,
+                             batch_size=self.hparams.predict_batch_size or 32, precision=self.hparams.precision,
+                             key=str(source))
 
     def _train_job(self, prep: _Prepared):
         from ..core.trainer import TrainJob
@@ -326,6 +353,15 @@ class EssayScorer(Task):
     # ------------------------------------------------------------------ card
     def _card_hparams(self) -> dict:
         hp = self.hparams.to_dict()
+        if self.backbone == "minilm-hybrid":
+            chosen = {}
+            if self.model is not None:
+                for p, c in self.model.chosen().items():
+                    chosen[f"prompt {p}: ridge alpha per view (GCV)"] = ", ".join(
+                        f"{v} {_alphas(a)}" for v, a in c["alphas"].items())
+                    chosen[f"prompt {p}: stacking weight per view"] = ", ".join(
+                        f"{v} {_alphas(w)}" for v, w in c["weights"].items())
+            return essay_card.card_hparams(hp, essay_card.HYBRID_HPARAMS, chosen)
         if self.backbone_spec().engine == "sklearn":
             chosen = {}
             if self.model is not None and self.hparams.ridge_alpha is None:
@@ -348,6 +384,16 @@ class EssayScorer(Task):
 
     # ------------------------------------------------------------------ persistence
     def _save_weights(self, folder: Path) -> dict:
+        if self.backbone == "minilm-hybrid":
+            from safetensors.numpy import save_file
+            from safetensors.torch import save_model
+
+            arrays, meta = self.model.state_dict()
+            save_file(arrays, str(folder / "model.safetensors"))
+            encoder = self.model.embedder.encoder
+            save_model(encoder, str(folder / "encoder.safetensors"))
+            self.model.embedder.tokenizer.save_pretrained(str(folder))
+            return {"format": "minilm-hybrid", "meta": meta, "encoder_config": encoder.config.to_diff_dict()}
         if self.backbone_spec().engine == "sklearn":
             from safetensors.numpy import save_file
 
@@ -363,6 +409,20 @@ class EssayScorer(Task):
 
     def _load_weights(self, folder: Path, config: dict) -> None:
         w = config["weights"]
+        if w["format"] == "minilm-hybrid":
+            from safetensors.numpy import load_file
+            from safetensors.torch import load_model
+            from transformers import AutoModel
+
+            from ..core import hfload
+            from .hybrid import MiniLMHybrid
+
+            encoder = hfload.model_from_config(AutoModel, hfload.config_from_dict(w["encoder_config"]))
+            load_model(encoder, str(folder / "encoder.safetensors"))
+            embedder = self._embedder(str(folder), encoder.eval(), hfload.auto_tokenizer(str(folder)))
+            self.model = MiniLMHybrid.from_state_dict(load_file(str(folder / "model.safetensors")), w["meta"],
+                                                      embedder)
+            return
         if w["format"] == "tfidf-ridge":
             from safetensors.numpy import load_file
 
