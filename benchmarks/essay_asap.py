@@ -24,9 +24,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import platform
 import re
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,8 +38,9 @@ from asap import ASAP_RANGES, read_asap
 REPO = Path(__file__).resolve().parent.parent
 PROMPTS = list(ASAP_RANGES)
 # Published mean per-prompt QWK on the same 5 folds (EASE with BLRR and the LSTM: Taghipour & Ng, EMNLP 2016;
-# R2BERT: Yang et al., Findings of EMNLP 2020); human-human: the rater1-vs-rater2 agreement commonly quoted.
-REFERENCES = {"EASE (BLRR)": 0.705, "Taghipour & Ng LSTM": 0.746, "R2BERT": 0.794, "human-human": 0.754}
+# R2BERT: Yang et al., Findings of EMNLP 2020; NPCR: Xie et al., COLING 2022); human-human: the rater1-vs-rater2 agreement commonly quoted.
+REFERENCES = {"EASE (BLRR)": 0.705, "Taghipour & Ng LSTM": 0.746, "R2BERT": 0.794, "NPCR": 0.817,
+              "human-human": 0.754}
 
 
 def parse_args(argv=None):
@@ -53,6 +56,8 @@ def parse_args(argv=None):
     p.add_argument("--run-root", default=None, help="keep run folders and per-fold results here; rerun to resume")
     p.add_argument("--checkpoint-every", type=int, default=None, help="optimizer steps between checkpoints")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a shared machine)")
+    p.add_argument("--done-only", action="store_true",
+                   help="with --run-root: report the folds already finished there, train nothing")
     p.add_argument("--train-limit", type=int, default=None,
                    help="quick runs: a prompt-stratified sample of N training essays per fold (dev cut by the "
                         "same fraction); test is always complete")
@@ -94,13 +99,22 @@ def _hparams(backbone: str, args) -> dict:
     return hp
 
 
+def _keep(backbone: str, args) -> Path | None:
+    return Path(args.run_root) / re.sub(r"[^\w.-]+", "_", Path(backbone).name) if args.run_root else None
+
+
+def _done(backbone: str, args, k: int) -> bool:
+    keep = _keep(backbone, args)
+    return keep is not None and (keep / f"fold_{k}.json").exists()
+
+
 def run_fold(backbone: str, split: dict, args, k: int = 0) -> dict:
     from edu_flash import EssayScorer
 
     train = limit(split["train"], args.train_limit, None, args.seed)
     dev = limit(split["dev"], None, len(train) / len(split["train"]) if args.train_limit else None, args.seed)
     hp = _hparams(backbone, args)
-    keep = Path(args.run_root) / re.sub(r"[^\w.-]+", "_", Path(backbone).name) if args.run_root else None
+    keep = _keep(backbone, args)
     if keep is not None and (keep / f"fold_{k}.json").exists():  # finished in an earlier process
         return {**json.loads((keep / f"fold_{k}.json").read_text()), "from_file": True}
     t0 = time.perf_counter()
@@ -136,6 +150,7 @@ def header() -> str:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    load_before = os.getloadavg()
     if args.threads:
         import torch
 
@@ -152,9 +167,14 @@ def main(argv=None) -> dict:
         print(header(), flush=True)
         folds = {}
         for k in args.folds:
+            if args.done_only and not _done(bb, args, k):
+                continue
             folds[k] = r = run_fold(bb, splits[k], args, k)
             label = f"fold {k}" + (" (earlier run)" if r.get("from_file") else "")
             print(row(label, r["qwk_per_prompt"], r["qwk_avg"], r["qwk"], r["wall_s"]), flush=True)
+        if not folds:
+            print("no finished fold", flush=True)
+            continue
         mean_pp = {p: statistics.mean(f["qwk_per_prompt"][p] for f in folds.values()) for p in PROMPTS}
         avg = statistics.mean(mean_pp.values())
         pooled = statistics.mean(f["qwk"] for f in folds.values())
@@ -170,7 +190,11 @@ def main(argv=None) -> dict:
     for name, v in REFERENCES.items():
         print(row(f"{name} (published)", {}, v, "", ""))
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=1, default=str))
+        meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": " ".join(sys.argv),
+                "load_before": load_before, "load_after": os.getloadavg(), "cpus": os.cpu_count(),
+                "python": platform.python_version()}
+        Path(args.json).write_text(json.dumps({"args": vars(args), "meta": meta, "results": results}, indent=1,
+                                              default=str))
     return results
 
 

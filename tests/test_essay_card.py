@@ -103,3 +103,23 @@ def test_snippet_of_a_model_without_prompts_and_of_several_traits(essays, tmp_pa
     assert "prompt=" not in snippet(card)
     out = run_snippet(card, tmp_path)
     assert out.strip().startswith("{'score': ")
+
+
+def test_bench_report_puts_the_5_fold_figures_on_the_card(ridge_folder, tmp_path):
+    import json
+
+    s, _ = ridge_folder
+    fold = {"qwk_per_prompt": {"1": 0.8, "2": 0.7}, "qwk_avg": 0.75, "wall_s": 10.0}
+    data = {"args": {"train_limit": None}, "meta": {"command": "benchmarks/essay_asap.py --backbones x",
+                                                    "date": "2026-12-01", "cpus": 2, "load_before": [1.5, 1, 1],
+                                                    "load_after": [2.0, 1, 1]},
+            "results": {"x": {"folds": {"0": fold, "1": fold}, "qwk_per_prompt": {"1": 0.8, "2": 0.7},
+                              "qwk_avg": 0.75, "wall_s": 20.0}}}
+    (tmp_path / "r.json").write_text(json.dumps(data))
+    (tmp_path / "empty.json").write_text(json.dumps({"results": {}}))
+    s._bench_report(None, run_dir=tmp_path, five_fold=[str(tmp_path / "r.json"), str(tmp_path / "empty.json")])
+    card = s.model_card(str(tmp_path / "m"))
+    section = card.split("## ASAP-AES 5-fold leaderboard", 1)[1]
+    assert "| x | 2 of 5 | 0.8 | 0.7 | 0.75 | 20 |" in section
+    assert "`benchmarks/essay_asap.py --backbones x` (2026-12-01, 2 CPUs, load average 1.5 before and 2.0 after)" \
+        in section

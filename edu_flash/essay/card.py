@@ -79,3 +79,37 @@ def sample_rows(texts, prompts, human: dict, machine: dict, *, k: int = 5, seed:
             row[f"human{name}"], row[f"model{name}"] = human[t][i], machine[t][i]
         rows.append(row)
     return rows
+
+
+def five_fold_section(paths) -> str:
+    """Markdown for the card: the 5-fold ASAP figures that `benchmarks/essay_asap.py --json` wrote,
+    one row per backbone with the folds it finished, and how each file was measured."""
+    import json
+    from pathlib import Path
+
+    from ..core.card import md_table
+
+    rows, how = [], []
+    for path in paths:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        meta = data.get("meta", {})
+        if not data.get("results"):
+            continue
+        limit = (data.get("args") or {}).get("train_limit")
+        for backbone, r in data["results"].items():
+            folds = r["folds"]
+            row = {"backbone": backbone + (f" (train limit {limit})" if limit else ""), "folds": f"{len(folds)} of 5" if len(folds) < 5 else "5"}
+            row.update({f"P{p}": q for p, q in r["qwk_per_prompt"].items()})
+            row.update({"avg QWK": r["qwk_avg"], "wall s (these folds)": round(r["wall_s"])})
+            rows.append(row)
+        how.append(f"- `{meta.get('command', '?')}` ({meta.get('date', '?')}, {meta.get('cpus', '?')} CPUs, load "
+                   f"average {_load(meta.get('load_before'))} before and {_load(meta.get('load_after'))} after)")
+    rows.sort(key=lambda r: -r["avg QWK"])
+    return ("Every backbone on the 5-fold protocol of Taghipour & Ng (2016): trained on each fold's train ids, "
+            "scored on its test ids, QWK per prompt averaged over the folds a backbone finished, then over the "
+            "8 prompts (the figure papers report).\n\n" + md_table(rows) + "\n\nMeasured with:\n\n"
+            + "\n".join(how))
+
+
+def _load(v) -> str:
+    return "?" if not v else f"{v[0]:.1f}"

@@ -382,6 +382,12 @@ class EssayScorer(Task):
 
         return spec(self)
 
+    def _bench_report(self, splits, *, run_dir: Path, five_fold: list | tuple = ()) -> None:
+        """`edu-flash bench`: the 5-fold ASAP leaderboard measured by benchmarks/essay_asap.py (its
+        --json files, paths relative to the working directory) as a card section."""
+        if five_fold:
+            self.card.add_section("ASAP-AES 5-fold leaderboard", essay_card.five_fold_section(five_fold))
+
     # ------------------------------------------------------------------ persistence
     def _save_weights(self, folder: Path) -> dict:
         if self.backbone == "minilm-hybrid":
