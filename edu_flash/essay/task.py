@@ -69,7 +69,7 @@ class EssayScorer(Task):
 
     task_name = "essay_scoring"
     hparams_cls = EssayHParams
-    default_backbone = "all-MiniLM-L6-v2"
+    default_backbone = "minilm-hybrid"  # the best a CPU runs offline in minutes (ASAP 5-fold, BENCHMARKS.md)
     backbones = {
         "minilm-hybrid": Backbone("minilm-hybrid", "sklearn", _minilm_folder,
                                   "all-MiniLM-L6-v2 embeddings of the whole essay + word and character TF-IDF + "
