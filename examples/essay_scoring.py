@@ -43,6 +43,12 @@ def main() -> None:
     base_metrics = baseline.evaluate(test, name="sample essays (test split)")
     print(f"\ntfidf-ridge baseline ({time.perf_counter() - t:.1f}s): "
           f"QWK avg {base_metrics['qwk_avg']:.3f}, RMSE {base_metrics['rmse']:.3f}")
+    if backbone == "all-MiniLM-L6-v2":  # the default backbone: MiniLM embeddings + TF-IDF, stacked per prompt
+        t = time.perf_counter()
+        hybrid = EssayScorer("minilm-hybrid").finetune(train, val, **columns)
+        m = hybrid.evaluate(test, name="sample essays (test split)")
+        print(f"minilm-hybrid, the default ({time.perf_counter() - t:.1f}s): QWK avg {m['qwk_avg']:.3f}, "
+              f"RMSE {m['rmse']:.3f}")
 
     t = time.perf_counter()
     scorer = EssayScorer(backbone, max_length=256, batch_size=16, max_epochs=args.epochs, lr=1e-4)
