@@ -20,8 +20,9 @@ enc = tok.encode_batch(essays)
 feed = {{"input_ids": np.array([e.ids for e in enc], dtype=np.int64),
         "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64)}}
 scaled = session.run(None, feed)[0]                       # in [0, 1]
-lo, hi = meta["score_ranges"][prompt]
-print(np.clip(np.rint(lo + np.clip(scaled, 0, 1) * (hi - lo)), lo, hi))   # scores on the prompt's range
+lo, hi, step = (meta["score_ranges"][prompt] + [1])[:3]       # the prompt's grid: low, high, step
+raw = lo + np.clip(scaled, 0, 1) * (hi - lo)
+print(np.clip(lo + np.floor((raw - lo) / step + 0.5 + 1e-6) * step, lo, hi))  # nearest grid point, halves up
 ```'''
 
 
@@ -30,6 +31,11 @@ def spec(task):
 
     from ..core.export import ExportSpec
 
+    from ..core.errors import ConfigError
+
+    if len(task.traits) > 1:
+        raise ConfigError(f"export() writes one score per essay; this model scores {len(task.traits)} traits "
+                          f"{task.traits}: predict() gives them all")
     pad = task.tokenizer.pad_token_id or 0
     vocab = task.model.encoder.config.vocab_size
     ranges = task.state["score_ranges"]
@@ -50,7 +56,7 @@ def spec(task):
         module=task.model, example=example, sizes={"batch": 2, "length": 16},
         dynamic={"input_ids": axes, "attention_mask": axes}, output="score", output_axes={0: "batch"},
         meta={"task": task.task_name, "max_length": task.hparams.max_length, "pad_token_id": pad,
-              "score_ranges": ranges, "output_is": "the score scaled to [0, 1] on the prompt's range: "
-                                                  "score = lo + s * (hi - lo), rounded into [lo, hi]"},
+              "score_ranges": ranges, "output_is": "the score scaled to [0, 1] on the prompt's range: score = lo + s * (hi - lo), "
+                                                  "rounded to the grid lo, lo + step, ..., hi (halves up)"},
         card=lambda name: SNIPPET.format(name=name, prompt=next(iter(ranges))),
         extra_files=tokenizer_file)
