@@ -41,6 +41,29 @@ def card_hparams(hparams: dict, names, chosen: dict | None = None) -> dict:
     return out
 
 
+def task_hparams(task) -> dict:
+    """The settings the task's backbone reads, plus what its fit chose (alphas, stacking weights)."""
+    hp, chosen = task.hparams.to_dict(), {}
+    if task.backbone == "minilm-hybrid":
+        if task.model is not None:
+            for p, c in task.model.chosen().items():
+                chosen[f"prompt {p}: ridge alpha per view (GCV)"] = ", ".join(
+                    f"{v} {_alphas(a)}" for v, a in c["alphas"].items())
+                chosen[f"prompt {p}: stacking weight per view"] = ", ".join(
+                    f"{v} {_alphas(w)}" for v, w in c["weights"].items())
+        return card_hparams(hp, HYBRID_HPARAMS, chosen)
+    if task.backbone_spec().engine == "sklearn":
+        if task.model is not None and task.hparams.ridge_alpha is None:
+            chosen["ridge alpha chosen per prompt (GCV)"] = ", ".join(
+                f"{p}: {_alphas(m['alpha'])}" for p, m in task.model.prompts.items())
+        return card_hparams(hp, TFIDF_HPARAMS, chosen)
+    return card_hparams(hp, NEURAL_HPARAMS)
+
+
+def _alphas(a) -> str:
+    return "/".join(f"{v:g}" for v in a) if isinstance(a, list) else f"{a:g}"
+
+
 def limitations(truncates_at: int | None) -> str:
     text = CARD_TEXT.limitations
     if truncates_at:

@@ -19,10 +19,13 @@ essays, prompt = ["Computers help people learn because they can look things up."
 enc = tok.encode_batch(essays)
 feed = {{"input_ids": np.array([e.ids for e in enc], dtype=np.int64),
         "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64)}}
-scaled = session.run(None, feed)[0]                       # in [0, 1]
-lo, hi, step = (meta["score_ranges"][prompt] + [1])[:3]       # the prompt's grid: low, high, step
-raw = lo + np.clip(scaled, 0, 1) * (hi - lo)
-print(np.clip(lo + np.floor((raw - lo) / step + 0.5 + 1e-6) * step, lo, hi))  # nearest grid point, halves up
+scaled = session.run(None, feed)[0].reshape(len(essays), -1)  # (essays, traits), in [0, 1]
+scores = {{}}
+for j, trait in enumerate(meta["traits"]):
+    lo, hi, step = meta["grids"][trait][prompt]           # the prompt's grid: low, high, step
+    raw = lo + np.clip(scaled[:, j], 0, 1) * (hi - lo)
+    scores[trait] = np.clip(lo + np.floor((raw - lo) / step + 0.5 + 1e-6) * step, lo, hi)  # nearest grid point, halves up
+print({show})
 ```'''
 
 
@@ -31,14 +34,10 @@ def spec(task):
 
     from ..core.export import ExportSpec
 
-    from ..core.errors import ConfigError
-
-    if len(task.traits) > 1:
-        raise ConfigError(f"export() writes one score per essay; this model scores {len(task.traits)} traits "
-                          f"{task.traits}: predict() gives them all")
     pad = task.tokenizer.pad_token_id or 0
     vocab = task.model.encoder.config.vocab_size
-    ranges = task.state["score_ranges"]
+    traits, grids = task.traits, task.score_grids()
+    several = len(traits) > 1
     axes = {0: "batch", 1: "length"}
 
     def example(sz):
@@ -52,11 +51,17 @@ def spec(task):
     def tokenizer_file(path: Path) -> None:
         task.tokenizer.backend_tokenizer.save(str(path.with_name(path.name + ".tokenizer.json")))
 
+    prompt = next(iter(grids[traits[0]]))
+    show = "scores" if several else f"scores[{traits[0]!r}]"
     return ExportSpec(
         module=task.model, example=example, sizes={"batch": 2, "length": 16},
-        dynamic={"input_ids": axes, "attention_mask": axes}, output="score", output_axes={0: "batch"},
+        dynamic={"input_ids": axes, "attention_mask": axes}, output="score",
+        output_axes={0: "batch", 1: "traits"} if several else {0: "batch"},
         meta={"task": task.task_name, "max_length": task.hparams.max_length, "pad_token_id": pad,
-              "score_ranges": ranges, "output_is": "the score scaled to [0, 1] on the prompt's range: score = lo + s * (hi - lo), "
-                                                  "rounded to the grid lo, lo + step, ..., hi (halves up)"},
-        card=lambda name: SNIPPET.format(name=name, prompt=next(iter(ranges))),
+              "traits": traits, "score_ranges": task.state["score_ranges"],
+              "grids": {t: {p: [g.lo, g.hi, g.step] for p, g in grids[t].items()} for t in traits},
+              "output_is": ("one column per trait (in the order of 'traits'), each " if several else "")
+              + "the score scaled to [0, 1] on the prompt's range: score = lo + s * (hi - lo), "
+              "rounded to the grid lo, lo + step, ..., hi (halves up); 'grids' holds [lo, hi, step] per trait and prompt"},
+        card=lambda name: SNIPPET.format(name=name, prompt=prompt, show=show),
         extra_files=tokenizer_file)

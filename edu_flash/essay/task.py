@@ -226,7 +226,12 @@ class EssayScorer(Task):
         """(essays,) or (essays, traits) model outputs on the [0, 1] scale."""
         import numpy as np
 
+        if runtime not in ("torch", "onnxruntime"):
+            raise ConfigError(f"runtime must be 'torch' or 'onnxruntime', got {runtime!r}")
         if self.backbone_spec().engine == "sklearn":
+            if runtime == "onnxruntime":
+                raise ConfigError(f"backbone {self.backbone!r} is a scikit-learn model; runtime='onnxruntime' runs "
+                                  "the exported network of the torch backbones")
             out = np.asarray(self.model.predict(texts, prompts), dtype=np.float64)
         else:
             from .model import predict_scaled
@@ -240,8 +245,6 @@ class EssayScorer(Task):
                 if precision not in (None, "32"):
                     raise ConfigError(f"runtime='onnxruntime' runs the fp32 graph; precision={precision!r} is torch's")
                 model, device = runtime_module(self), torch.device("cpu")
-            elif runtime != "torch":
-                raise ConfigError(f"runtime must be 'torch' or 'onnxruntime', got {runtime!r}")
             out = np.asarray(predict_scaled(model, self.tokenizer, texts, max_length=self.hparams.max_length,
                                             batch_size=self.hparams.predict_batch_size,
                                             precision=precision or "32", device=device), dtype=np.float64)
@@ -352,23 +355,7 @@ class EssayScorer(Task):
 
     # ------------------------------------------------------------------ card
     def _card_hparams(self) -> dict:
-        hp = self.hparams.to_dict()
-        if self.backbone == "minilm-hybrid":
-            chosen = {}
-            if self.model is not None:
-                for p, c in self.model.chosen().items():
-                    chosen[f"prompt {p}: ridge alpha per view (GCV)"] = ", ".join(
-                        f"{v} {_alphas(a)}" for v, a in c["alphas"].items())
-                    chosen[f"prompt {p}: stacking weight per view"] = ", ".join(
-                        f"{v} {_alphas(w)}" for v, w in c["weights"].items())
-            return essay_card.card_hparams(hp, essay_card.HYBRID_HPARAMS, chosen)
-        if self.backbone_spec().engine == "sklearn":
-            chosen = {}
-            if self.model is not None and self.hparams.ridge_alpha is None:
-                chosen["ridge alpha chosen per prompt (GCV)"] = ", ".join(
-                    f"{p}: {_alphas(m['alpha'])}" for p, m in self.model.prompts.items())
-            return essay_card.card_hparams(hp, essay_card.TFIDF_HPARAMS, chosen)
-        return essay_card.card_hparams(hp, essay_card.NEURAL_HPARAMS)
+        return essay_card.task_hparams(self)
 
     def _card_text(self):
         prompts = self._prompts()
@@ -390,61 +377,11 @@ class EssayScorer(Task):
 
     # ------------------------------------------------------------------ persistence
     def _save_weights(self, folder: Path) -> dict:
-        if self.backbone == "minilm-hybrid":
-            from safetensors.numpy import save_file
-            from safetensors.torch import save_model
+        from .weights import save
 
-            arrays, meta = self.model.state_dict()
-            save_file(arrays, str(folder / "model.safetensors"))
-            encoder = self.model.embedder.encoder
-            save_model(encoder, str(folder / "encoder.safetensors"))
-            self.model.embedder.tokenizer.save_pretrained(str(folder))
-            return {"format": "minilm-hybrid", "meta": meta, "encoder_config": encoder.config.to_diff_dict()}
-        if self.backbone_spec().engine == "sklearn":
-            from safetensors.numpy import save_file
-
-            arrays, meta = self.model.state_dict()
-            save_file(arrays, str(folder / "model.safetensors"))
-            return {"format": "tfidf-ridge", "meta": meta}
-        from safetensors.torch import save_model
-
-        save_model(self.model, str(folder / "model.safetensors"))
-        self.tokenizer.save_pretrained(str(folder))
-        return {"format": "torch", "encoder_config": self.model.encoder.config.to_diff_dict(),
-                "n_outputs": self.model.n_outputs}
+        return save(self, folder)
 
     def _load_weights(self, folder: Path, config: dict) -> None:
-        w = config["weights"]
-        if w["format"] == "minilm-hybrid":
-            from safetensors.numpy import load_file
-            from safetensors.torch import load_model
-            from transformers import AutoModel
+        from .weights import load
 
-            from ..core import hfload
-            from .hybrid import MiniLMHybrid
-
-            encoder = hfload.model_from_config(AutoModel, hfload.config_from_dict(w["encoder_config"]))
-            load_model(encoder, str(folder / "encoder.safetensors"))
-            embedder = self._embedder(str(folder), encoder.eval(), hfload.auto_tokenizer(str(folder)))
-            self.model = MiniLMHybrid.from_state_dict(load_file(str(folder / "model.safetensors")), w["meta"],
-                                                      embedder)
-            return
-        if w["format"] == "tfidf-ridge":
-            from safetensors.numpy import load_file
-
-            from .baseline import TfidfRidge
-
-            self.model = TfidfRidge.from_state_dict(load_file(str(folder / "model.safetensors")), w["meta"])
-            return
-        from safetensors.torch import load_model
-
-        from .model import build_from_config
-
-        self.model, self.tokenizer = build_from_config(w["encoder_config"], str(folder), dropout=self.hparams.dropout,
-                                                       pooling=self.hparams.pooling, n_outputs=w.get("n_outputs", 1))
-        load_model(self.model, str(folder / "model.safetensors"))
-        self.model.eval()
-
-
-def _alphas(a) -> str:
-    return "/".join(f"{v:g}" for v in a) if isinstance(a, list) else f"{a:g}"
+        load(self, folder, config)
