@@ -258,9 +258,10 @@ def run_paths(args):
     if args.stage == "models":
         return
     set_policy(rec, json.loads(args.policy), data / "builder_train.csv")
-    out, path_df = path_study(rec, data / "builder_test.csv", simulators=sims, models_dir=models, steps=args.steps,
-                              n_goal=args.n_goal, history_len=args.history_len, max_students=args.max_students,
-                              goals=args.goals, name="builder_test.csv, path students")
+    out, path_df, students = path_study(rec, data / "builder_test.csv", simulators=sims, models_dir=models,
+                                        steps=args.steps, n_goal=args.n_goal, history_len=args.history_len,
+                                        max_students=args.max_students, goals=args.goals,
+                                        name="builder_test.csv, path students")
     print(f"\n{out['students']} path students, {out['simulator_students']} simulator students, {out['steps']} "
           f"steps, {out['goal_skills_per_student']} goal skills ({out['goals']}); planner {out['planner']}; "
           f"{out['seconds']} s\n")
@@ -275,9 +276,9 @@ def run_paths(args):
     for name, r in out["simulators"].items():
         print(f"{name} ({r['about']}): share of the oracle's gain over random {fmt(r['oracle_share'], 3)}; "
               f"bar met: {r['bar_met']}")
-    variants(rec, json.loads(args.variants), out, path_df, sims, models, data, args)
+    variants(rec, json.loads(args.variants), out, path_df, students, data, args)
     if args.cross:
-        cross_oracles(rec, out, path_df, sims, models, args)
+        cross_oracles(rec, out, path_df, students, args)
     print(f"\nload average at end {os.getloadavg()[0]:.1f}")
     if args.out:
         out["per_student"] = {k: {p: np.asarray(g).tolist() for p, g in v.items()} for k, v in out["per_student"].items()}
@@ -298,16 +299,13 @@ def set_policy(rec, settings: dict, train_path):
         rec._fit_planners()
 
 
-def variants(rec, settings: list, out, path_df, sims, models, data, args):
+def variants(rec, settings: list, out, path_df, students, data, args):
     """Each variant's recommender on the same students, goals and random draws as `out`'s baselines."""
-    from edu_flash import PathRecommender
     from edu_flash.path.stats import fmt, mean_interval, share_interval
-    from edu_flash.path.study import train_simulators
 
     if not settings:
         return
     base, planners = rec.hparams, dict(rec.planners)
-    students = train_simulators(PathRecommender, None, sims, models_dir=models)
     print("\n| variant | simulated student | gain [95% CI] | minus random | minus easiest-first | minus round-robin | "
           "minus weakest-first | share of oracle |\n|---|---|---|---|---|---|---|---|")
     for v in settings:
@@ -327,40 +325,14 @@ def variants(rec, settings: list, out, path_df, sims, models, data, args):
     rec.hparams, rec.planners = base, planners
 
 
-def cross_oracles(rec, out, path_df, sims, models, args):
-    """Why the simulators cannot all be pleased: each one's oracle (planning with that simulated
-    student's own model) scored under every simulated student, as a share of that student's own
-    oracle gain over random; plus one plan made with all three exact models at once (minimax regret),
-    the best a single policy could do knowing every simulator exactly. Same students, goals, draws."""
-    from edu_flash import PathRecommender
-    from edu_flash.path.paths import student_sim
-    from edu_flash.path.policy import Ensemble
-    from edu_flash.path.stats import fmt, share_interval
-    from edu_flash.path.study import train_simulators
+def cross_oracles(rec, out, path_df, students, args):
+    """Why the simulators cannot all be pleased (edu_flash.path.study.cross_oracles, the card's table)."""
+    from edu_flash.path.study import cross_markdown, cross_oracles as cross
 
-    students = train_simulators(PathRecommender, None, sims, models_dir=models)
-    mapped = lambda s: student_sim(rec.state["vocab"], s)
-    planners = {f"oracle of {k}": (lambda k=k: mapped(students[k])) for k in sims}
-    for rule, what in (("mean", "averaged"), ("regret", "minimax regret")):
-        planners[f"all three exact models ({what})"] = lambda rule=rule: Ensemble([mapped(students[k]) for k in sims],
-                                                                                 rule)
-    keep = rec.hparams
-    print("\n| plans with | " + " | ".join(f"share of {k}'s oracle" for k in sims) + " |\n|---|" + "---|" * len(sims))
-    try:
-        rec.hparams = keep.replace(mastered=None)
-        for name, make in planners.items():
-            rec._sim = make
-            o = rec.evaluate_paths(path_df, students, policies=[], steps=args.steps, n_goal=args.n_goal,
-                                   history_len=args.history_len, max_students=args.max_students, goals=args.goals)
-            cells = []
-            for k in sims:
-                g, b = o["per_student"][k]["recommender"], out["per_student"][k]
-                cells.append(fmt(share_interval(g - b["random"], b["oracle"] - b["random"]), 3))
-            print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
-            out.setdefault("cross", {})[name] = {k: o["per_student"][k]["recommender"].tolist() for k in sims}
-    finally:
-        rec.hparams = keep
-        rec.__dict__.pop("_sim", None)      # back to planning with the recommender's own model
+    table = cross(rec, path_df, students, out, steps=args.steps, n_goal=args.n_goal, history_len=args.history_len,
+                  max_students=args.max_students, goals=args.goals)
+    print("\n" + cross_markdown(table), flush=True)
+    out["cross"] = table
 
 
 def main(argv=None):

@@ -246,3 +246,28 @@ def test_minimax_regret_takes_the_item_no_member_minds_much():
     assert one(Ensemble([sa, sb], "regret")) == _ix(a, ["c"])[0]
     with pytest.raises(ValueError, match="rule"):
         Ensemble([sa, sb], "vote")
+
+
+def test_cross_oracles_score_each_students_best_plan_under_the_others():
+    """Student A learns only from skill a, B only from b. Each oracle is itself (share 1) under its
+    own student; A's oracle drills a, which B does not learn from, so under B it does worse than
+    random (which practises b a third of the time): a share below zero. One identical copy: 1."""
+    from edu_flash.path.study import bar_verdict, cross_oracles
+
+    df, rec, _, _ = _deterministic(30)
+    make = lambda learn: _set_bkt(PathRecommender("bkt", em_iters=1, plan_models=[]).finetune(df),
+                                  prior={"default": .1}, learn=learn, guess={"default": .2}, slip={"default": .1})
+    sims = {"A": make({"default": 0.0, "a": .5}), "B": make({"default": 0.0, "b": .5}),
+            "A2": make({"default": 0.0, "a": .5})}
+    args = dict(steps=4, n_goal=3, history_len=3, max_students=30, goals="next")   # goals a, b, c
+    base = rec.evaluate_paths(df, sims, policies=["random", "round-robin", "oracle"], seed=0, **args)
+    table = cross_oracles(rec, df, sims, base, **args)
+    assert set(table) == {"oracle of A", "oracle of B", "oracle of A2", "all exact models, averaged",
+                          "all exact models, minimax regret"}
+    assert table["oracle of A"]["A"]["mean"] == pytest.approx(1.0) and table["oracle of B"]["B"]["mean"] == 1.0
+    assert table["oracle of A"]["A2"]["mean"] == pytest.approx(1.0)
+    assert table["oracle of A"]["B"]["high"] < 0 and table["oracle of B"]["A"]["high"] < 0
+    assert all(min(c["mean"] for c in row.values()) < 0.8 for row in table.values())   # a or b: one loses
+    text = bar_verdict(base, table)
+    assert text.startswith("**The bar is not met.**") and "80% of the oracle under B" in text
+    assert "worse than random" in text and "no plan here reaches 80%" in text

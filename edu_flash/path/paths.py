@@ -166,7 +166,10 @@ def student_sim(vocab: dict, other, mapping: np.ndarray | None = None) -> Sim:
 
 
 def evaluate_paths(task, logs, simulators: dict, *, steps: int, n_goal: int, max_students: int,
-                   history_len: int, goals: str, policies, seed: int, n_boot: int) -> dict:
+                   history_len: int, goals: str, policies, seed: int, n_boot: int,
+                   plan_with: tuple[Sim, Planner] | None = None) -> dict:
+    """plan_with: (model, planner) that the `recommender` policy uses instead of the task's own
+    (study.cross_oracles); students, goals and draws stay those of the same arguments."""
     if goals not in ("next", "random"):
         raise ConfigError(f"goals must be 'next' or 'random', got {goals!r}")
     policies = list(BASELINES if policies is None else policies)
@@ -174,6 +177,7 @@ def evaluate_paths(task, logs, simulators: dict, *, steps: int, n_goal: int, max
     if unknown:
         raise ConfigError(f"unknown baseline policies {unknown}; known: {list(BASELINES)}")
     rec, v = task._sim(), task.state["vocab"]
+    planning, pl = plan_with or (rec, planner(task))
     maps = {name: item_map(v, s) for name, s in simulators.items()}
     known = np.logical_and.reduce([m > 0 for m in maps.values()])
     usable = [s for s, its in sorted(rec.skill_items.items()) if known[its].all()]
@@ -185,13 +189,13 @@ def evaluate_paths(task, logs, simulators: dict, *, steps: int, n_goal: int, max
     starts = [(i[known[i]], r[known[i]]) for i, r in starts]
     goal_sets = _pick_goals(logs, chosen, usable, v["q"], n_goal, history_len, goals, rng)
     cands = [rec.items_of(g) for g in goal_sets]
-    pl = planner(task)
     out = {"students": len(starts), "steps": steps, "goal_skills_per_student": n_goal, "goals": goals,
            "history_len": history_len, "planner": vars(pl), "simulators": {}, "per_student": {}}
     t0 = time.perf_counter()
     for name, s in simulators.items():
         stu = student_sim(v, s, maps[name])
-        eps = {p: run(p, pl, rec, stu, starts, cands, goal_sets, steps, seed) for p in ["recommender", *policies]}
+        eps = {p: run(p, pl, planning if p == "recommender" else rec, stu, starts, cands, goal_sets, steps, seed)
+               for p in ["recommender", *policies]}
         out["per_student"][name] = {p: e.gain for p, e in eps.items()}
         out["simulators"][name] = summarize(eps, n_boot=n_boot, seed=seed)
         out["simulators"][name]["about"] = f"{s.backbone} trained on {s.card.datasets[0] if s.card.datasets else '?'}"

@@ -12,6 +12,7 @@ import numpy as np
 from ..core.data import read_table
 from . import data as D
 from .paths import record
+from .stats import fmt, share_interval
 
 SIM_HPARAMS = {"dkt": {}, "pfa": {}, "bkt": {}}
 SIM_DEFAULTS = {"plan_models": []}   # a simulated student answers; it does not plan
@@ -50,7 +51,8 @@ def path_study(rec, data, *, simulators=("dkt", "pfa", "bkt"), sim_fraction: flo
                **paths_kwargs) -> dict:
     """Split `data`'s students, train the simulated learners on one part, and run
     `rec.evaluate_paths` from the other; adds how well each simulator predicts the path students'
-    real next responses (AUC), so a reader can judge the students the policies were tried on."""
+    real next responses (AUC), so a reader can judge the students the policies were tried on.
+    Returns (result, the path students' rows, the simulated students)."""
     sim_df, path_df = split_students(rec, data, sim_fraction, seed)
     sims = train_simulators(type(rec), sim_df, simulators, seed=seed, models_dir=models_dir, run_dir=run_dir,
                             hparams=sim_hparams)
@@ -61,14 +63,89 @@ def path_study(rec, data, *, simulators=("dkt", "pfa", "bkt"), sim_fraction: flo
     for k, r in out["simulators"].items():
         r["about"] += f"; next-response AUC on the path students {auc[k]:.3f}"
     record(rec, out, rec.card.evaluations[-1]["dataset"])   # again, now that each simulator's AUC is known
-    return out, path_df
+    return out, path_df, sims
+
+
+def cross_oracles(rec, path_df, students: dict, base: dict, *, n_boot: int = 2000, seed: int = 0,
+                  **paths_kwargs) -> dict:
+    """Whether one policy can please every simulated student: each one's oracle plan (the `oracle`
+    baseline's search, on that student's own model) scored under every simulated student, and plans
+    made with all their exact models at once (averaged; minimax regret) - the most a single policy
+    could do knowing every simulator. Each cell: that plan's gain over random as a share of the
+    scoring student's own oracle gain over random (interval over students). `base`: the
+    evaluate_paths result with random and oracle, from the same students, goals and draws
+    (paths_kwargs: the arguments it was run with)."""
+    from .paths import evaluate_paths, planner, student_sim
+    from .policy import Ensemble, Planner
+
+    v = rec.state["vocab"]
+    logs, _ = D.read_logs(read_table(path_df, name="path students"), rec._cols(), vocab=v, unknown="skip")
+    own = {k: student_sim(v, s) for k, s in students.items()}
+    plans = {f"oracle of {k}": m for k, m in own.items()}
+    if len(own) > 1:
+        plans["all exact models, averaged"] = Ensemble(list(own.values()), "mean")
+        plans["all exact models, minimax regret"] = Ensemble(list(own.values()), "regret")
+    pl = planner(rec)
+    search = Planner(pl.depth, pl.beam, None, 0)          # exactly the oracle baseline's search
+    out = {}
+    for name, model in plans.items():
+        o = evaluate_paths(rec, logs, students, policies=[], plan_with=(model, search), n_boot=n_boot, seed=seed,
+                           **paths_kwargs)
+        out[name] = {k: share_interval(o["per_student"][k]["recommender"] - b["random"], b["oracle"] - b["random"],
+                                       n_boot=n_boot, seed=seed) for k, b in base["per_student"].items()}
+    return out
+
+
+def bar_verdict(out: dict, cross: dict | None) -> str:
+    """The issue-13 bar in plain words, from an evaluate_paths result (and cross_oracles)."""
+    met, missed = [], []
+    for k, r in out["simulators"].items():
+        d, share = r["recommender_minus"], r.get("oracle_share")
+        if not ({"random", "round-robin"} <= set(d) and share):
+            continue
+        for b in ("random", "round-robin"):
+            (met if d[b]["low"] > 0 else missed).append(f"above {b} under {k} ({fmt(d[b])})")
+        (met if share["mean"] >= 0.8 else missed).append(f"80% of the oracle under {k} ({fmt(share, 3)})")
+    if not met + missed:
+        return ""
+    text = ("**The bar is met** under every simulated student: " + "; ".join(met) + "." if not missed else
+            "**The bar is not met.** Required under every simulated student: the recommender's paired gain over "
+            "random and over round-robin with a 95% interval above zero, and at least 80% of the oracle's gain "
+            "over random. Not met: " + "; ".join(missed) + "." + (" Met: " + "; ".join(met) + "." if met else ""))
+    if cross:
+        worst = min((c["mean"], p, k) for p, row in cross.items() for k, c in row.items() if c["mean"] == c["mean"])
+        floor = {p: min(c["mean"] for c in row.values()) for p, row in cross.items()}   # each plan's worst share
+        best = max(floor, key=floor.get)
+        text += ("\n\nThe table below asks whether any single plan could meet the 80% share under every simulated "
+                 f"student at once. The plan with the best worst case, \"{best}\", reaches {floor[best]:.2f} of "
+                 "some student's oracle gain over random" + (" - no plan here reaches 80% under all of them, even "
+                 "with every simulator's exact model, which a recommender trained on other students does not have"
+                 if floor[best] < 0.8 else "") + f". The lowest cell: the {worst[1]} gets {worst[0]:+.2f} of "
+                 f"{worst[2]}'s oracle gain" + (" (worse than random)" if worst[0] < 0 else "") + ". The simulated "
+                 "students disagree about what practice does; an oracle's gain is a ceiling, not a target.")
+    return text
+
+
+def cross_markdown(table: dict) -> str:
+    sims = list(next(iter(table.values())))
+    head = ("Each plan scored under each simulated student, as a share of that student's own oracle gain over "
+            "random [95% CI] (1 = its oracle, 0 = random, below 0 = worse than random):\n\n"
+            "| plans with | " + " | ".join(f"share of {k}'s oracle" for k in sims) + " |\n|---|" + "---|" * len(sims))
+    return "\n".join([head] + [f"| {p} | " + " | ".join(fmt(row[k], 3) for k in sims) + " |" for p, row in table.items()])
 
 
 def bench_report(rec, splits, *, run_dir: Path, simulators, sim_fraction: float, steps: int, n_goal: int,
-                 history_len: int, max_students: int, samples: int, seed: int) -> None:
-    _, path_df = path_study(rec, splits.test, simulators=simulators, sim_fraction=sim_fraction, seed=seed,
-                            run_dir=run_dir, steps=steps, n_goal=n_goal, history_len=history_len,
-                            max_students=max_students, name=f"{splits.about or 'test'}: path students")
+                 history_len: int, max_students: int, samples: int, seed: int, cross: bool) -> None:
+    args = dict(steps=steps, n_goal=n_goal, history_len=history_len, max_students=max_students, goals="next")
+    out, path_df, sims = path_study(rec, splits.test, simulators=simulators, sim_fraction=sim_fraction, seed=seed,
+                                    run_dir=run_dir, name=f"{splits.about or 'test'}: path students", **args)
+    table = None
+    if cross and len(sims) > 1:
+        table = cross_oracles(rec, path_df, sims, out, seed=seed, **args)
+    verdict = bar_verdict(out, table)
+    if verdict:
+        rec.card.add_section("Does the recommender beat the simple rules?", verdict + (
+            "\n\n" + cross_markdown(table) if table else ""))
     rec.card.add_section("Sample recommendations and paths", (
         f"Students drawn at random (seed {seed}) from the path students, not chosen; each starts from their "
         f"first {history_len} real responses, towards the next skills they really practised.\n\n"
