@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
 
 import pytest
 import torch
@@ -227,6 +228,48 @@ def test_exact_resume_after_max_steps(essays, tiny_encoder, tmp_path):
     assert rest.last_train_report.resumed_from.endswith("step-00000005")
     assert rest.last_train_report.steps == 16
     assert _same_weights(full.model, rest.model) == []
+
+
+@pytest.fixture
+def two_torch_threads(monkeypatch):
+    """The automatic thread choice (no OMP_NUM_THREADS / EDU_FLASH_THREADS) starting from torch's 2."""
+    from edu_flash.core import threads
+
+    for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", threads.ENV):
+        monkeypatch.delenv(k, raising=False)
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield threads
+    torch.set_num_threads(old)
+
+
+def test_exact_resume_keeps_the_checkpoints_thread_count(essays, tiny_encoder, tmp_path, monkeypatch,
+                                                         two_torch_threads):
+    """On CPU the thread count changes the weights' last bits. A run started on 2 free cores and resumed
+    when only 1 is free (the automatic choice would now pick 1) trains on with the checkpoint's 2 threads
+    and ends bit-identical to the uninterrupted run; a count the user sets is kept, with a warning."""
+    train = essays.iloc[:32]
+    kw = dict(scheduler="constant", warmup_ratio=0.0)
+    cols = dict(text_column="essay", prompt_column="prompt", progress=False)
+    monkeypatch.setattr(two_torch_threads, "free_cores", lambda: 2)
+    full = _resume_scorer(tiny_encoder, **kw).finetune(train, run_dir=tmp_path / "full", **cols)
+    assert full.card.procedure["CPU threads"] == 2
+    reset_accelerate()
+    _resume_scorer(tiny_encoder, max_steps=3, keep_checkpoints=True, **kw).finetune(train, run_dir=tmp_path / "run", **cols)
+    shutil.copytree(tmp_path / "run", tmp_path / "run-b")
+    monkeypatch.setattr(two_torch_threads, "free_cores", lambda: 1)  # the machine got busy
+    reset_accelerate()
+    one = _resume_scorer(tiny_encoder, **kw).finetune(train, run_dir=tmp_path / "one", threads=1, **cols)
+    assert _same_weights(full.model, one.model), "1 and 2 threads give the same weights: this test cannot fail"
+    reset_accelerate()
+    rest = _resume_scorer(tiny_encoder, **kw).finetune(train, run_dir=tmp_path / "run", resume=True, **cols)
+    assert rest.last_train_report.resumed_from.endswith("step-00000003")
+    assert rest.card.procedure["CPU threads"].startswith("2 (the checkpoint's")
+    assert torch.get_num_threads() == 2  # restored after training
+    assert _same_weights(full.model, rest.model) == []
+    reset_accelerate()
+    with pytest.warns(UserWarning, match="trained with 2 CPU threads and this run uses 1"):
+        _resume_scorer(tiny_encoder, **kw).finetune(train, run_dir=tmp_path / "run-b", resume=True, threads=1, **cols)
 
 
 def test_resume_without_a_checkpoint_starts_fresh(tmp_path):

@@ -9,6 +9,11 @@ on this machine — and restores it afterwards. It never raises a count the user
 
 Choose yourself with `finetune(..., threads=N)` or `EDU_FLASH_THREADS=N`; `threads=0` (or setting
 OMP_NUM_THREADS) leaves the thread counts alone.
+
+On CPU the thread count changes the last bits of the trained weights (parallel reductions are split
+differently), so checkpoints record it and `resume=True` with the automatic choice trains on with the
+checkpoint's count: the resumed run stays bit-identical to an uninterrupted one even when the load
+changed in between (`resume_threads`).
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import os
 from .errors import ConfigError
 
 ENV = "EDU_FLASH_THREADS"
+_automatic = False  # True while training_threads chose the count itself (the user set none)
 
 
 def usable_cores() -> int:
@@ -71,9 +77,32 @@ def training_threads(threads=None):
         n = min(old, free_cores())
     from threadpoolctl import threadpool_limits
 
+    global _automatic
     torch.set_num_threads(n)
+    was, _automatic = _automatic, check_threads(threads) is None
     try:
         with threadpool_limits(n):
             yield n
     finally:
         torch.set_num_threads(old)
+        _automatic = was
+
+
+def resume_threads(recorded: int | None, where) -> int | None:
+    """Resuming a CPU run from a checkpoint trained with `recorded` threads: under the automatic choice,
+    train on with that count (returned) so the weights stay bit-identical to an uninterrupted run; under
+    a count the user chose, keep it and warn that the resumed weights will differ in the last bits."""
+    import torch
+
+    now = torch.get_num_threads()
+    if not recorded or recorded == now:
+        return None
+    if _automatic:
+        torch.set_num_threads(recorded)
+        return recorded
+    import warnings
+
+    warnings.warn(f"{where} was trained with {recorded} CPU threads and this run uses {now}: on CPU the "
+                  f"resumed weights then differ from an uninterrupted run's in the last bits; pass "
+                  f"threads={recorded} (or leave threads unset) for an exact resume", stacklevel=2)
+    return None

@@ -159,6 +159,7 @@ class Trainer:
 
         from . import profiling
         from .callbacks import TrainState, dispatch
+        from .threads import resume_threads
 
         hp = self.hp
         acc = _accelerator(hp.precision, timeout=hp.timeout, **self.tracking.accelerator_kwargs())
@@ -206,7 +207,8 @@ class Trainer:
         tracker = self.tracking
         tracker.start(acc, {**hp.to_dict(), **(self.config or {})}, main=main)
         prog = {"epoch": 0, "batch": 0, "step": 0, "best": None, "bad_epochs": 0, "history": [],
-                "examples": 0, "train_time": 0.0, "global_batch": global_batch, "stopped": None}
+                "examples": 0, "train_time": 0.0, "global_batch": global_batch, "stopped": None,
+                "threads": torch.get_num_threads() if acc.device.type == "cpu" else None}
         best_state = None
         if self.resume:
             ck = checkpoint.latest(self.run_dir)
@@ -217,6 +219,11 @@ class Trainer:
                 report.resumed_from = str(ck)
                 if main and self.log:  # the steps after the checkpoint are trained, and logged, again
                     runs.truncate_metrics(self.run_dir, prog["step"])
+                if acc.device.type == "cpu":  # the thread count changes the weights' last bits (core.threads)
+                    kept = resume_threads(prog.get("threads"), ck)
+                    if kept:
+                        report.extra["CPU threads"] = f"{kept} (the checkpoint's, for an exact resume)"
+                    prog["threads"] = torch.get_num_threads()
                 if prog.get("global_batch", global_batch) != global_batch:  # batch positions would not match
                     raise ConfigError(f"{ck} was written with a global batch of {prog['global_batch']}, this run "
                                       f"has {global_batch} ({world} x {batch_size}): resume with the same "
