@@ -5,8 +5,9 @@ side in one run, on a quiet machine and with busy-loop processes occupying the c
     python benchmarks/threads.py --busy 0,2 --repeats 2
 
 For each background load (number of busy-loop processes) it trains the same EssayScorer steps with
-`threads=0` (torch's default: one thread per core) and `threads=None` (edu-flash's default), in
-alternation, and prints wall seconds, the thread count used and the load average.
+`threads=0` (torch's default: one thread per core), `threads=1` and `threads=None` (edu-flash's
+default), in alternation, and prints wall seconds, the thread count used and the load average.
+Run it without OMP_NUM_THREADS / EDU_FLASH_THREADS set (either makes the default leave torch alone).
 """
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=2)
     a = ap.parse_args()
+    pinned = [k for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "EDU_FLASH_THREADS") if os.environ.get(k)]
+    if pinned:  # torch's default would then not be one thread per core, and edu-flash's default leaves it
+        ap.error(f"unset {', '.join(pinned)}: this script compares the thread choices itself")
 
     import torch
 
@@ -52,10 +56,10 @@ def main() -> None:
             p.start()
         if busy:
             time.sleep(65)  # let the 1-minute load average see them
-        times = {"torch default (threads=0)": [], "edu-flash default": []}
-        used = {}
+        sides = (("torch default (threads=0)", 0), ("1 thread (threads=1)", 1), ("edu-flash default", None))
+        times, used = {label: [] for label, _ in sides}, {}
         for r in range(a.repeats):
-            for label, threads in (("torch default (threads=0)", 0), ("edu-flash default", None)):
+            for label, threads in (sides if r % 2 == 0 else sides[::-1]):
                 load0 = os.getloadavg()[0]
                 s = EssayScorer("all-MiniLM-L6-v2", max_length=a.max_length, batch_size=16, max_steps=a.steps,
                                 precision="32", checkpoint_every=None)
@@ -72,7 +76,8 @@ def main() -> None:
         med = {k: statistics.median(v) for k, v in times.items()}
         print(f"busy-loop processes {busy}: " + "; ".join(f"{k} median {v:.1f} s ({used[k]} threads)"
                                                          for k, v in med.items())
-              + f"; torch default / edu-flash default = {med['torch default (threads=0)'] / med['edu-flash default']:.2f}")
+              + f"; torch default / edu-flash default = {med['torch default (threads=0)'] / med['edu-flash default']:.2f}"
+              + f"; 1 thread / edu-flash default = {med['1 thread (threads=1)'] / med['edu-flash default']:.2f}")
 
 
 if __name__ == "__main__":
