@@ -31,9 +31,11 @@ def test_bench_report_puts_the_policy_table_and_sample_outputs_on_the_card(tmp_p
                  "oracle", "share of the oracle's gain over random", "Sample recommendations and paths",
                  "drawn at random", "plan_path(history, goal, steps=6)", "expected goal mastery",
                  "next-response AUC on the path students", "Does the recommender beat the simple rules?",
-                 "share of pfa's oracle", "oracle of bkt", "all exact models, minimax regret"]:
+                 "share of pfa's oracle", "oracle of bkt", "all exact models, minimax regret",
+                 "pfa trained on 16 simulator students of path_recommendation"]:
         assert text in card, text
     assert "**The bar is not met.**" in card or "**The bar is met**" in card
+    assert "trained on an in-memory" not in card          # the simulators' training data is named
     assert card.count("**Student ") == 2
 
 

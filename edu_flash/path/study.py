@@ -29,9 +29,9 @@ def split_students(rec, data, fraction: float, seed: int):
 
 
 def train_simulators(task_cls, data, names, *, seed: int = 0, models_dir=None, run_dir="runs/study",
-                     hparams: dict | None = None) -> dict:
+                     hparams: dict | None = None, dataset_name: str | None = None) -> dict:
     """One PathRecommender per backbone name, trained on `data` (or loaded from models_dir/<name>
-    when it is there: delete the folder to retrain)."""
+    when it is there: delete the folder to retrain); dataset_name: what their cards call `data`."""
     out = {}
     for name in names:
         folder = Path(models_dir) / f"sim-{name}" if models_dir else None
@@ -39,7 +39,8 @@ def train_simulators(task_cls, data, names, *, seed: int = 0, models_dir=None, r
             out[name] = task_cls.from_pretrained(folder)
             continue
         hp = {"seed": seed, **SIM_DEFAULTS, **SIM_HPARAMS.get(name, {}), **((hparams or {}).get(name, {}))}
-        sim = task_cls(name, **hp).finetune(data, run_dir=Path(run_dir) / f"sim-{name}", progress=False)
+        sim = task_cls(name, **hp).finetune(data, run_dir=Path(run_dir) / f"sim-{name}", progress=False,
+                                            dataset_name=dataset_name)
         if folder is not None:
             sim.save_pretrained(folder)
         out[name] = sim
@@ -48,18 +49,20 @@ def train_simulators(task_cls, data, names, *, seed: int = 0, models_dir=None, r
 
 def path_study(rec, data, *, simulators=("dkt", "pfa", "bkt"), sim_fraction: float = 0.5, seed: int = 0,
                models_dir=None, run_dir="runs/study", sim_hparams: dict | None = None, name: str | None = None,
-               **paths_kwargs) -> dict:
+               data_name: str | None = None, **paths_kwargs) -> dict:
     """Split `data`'s students, train the simulated learners on one part, and run
     `rec.evaluate_paths` from the other; adds how well each simulator predicts the path students'
     real next responses (AUC), so a reader can judge the students the policies were tried on.
     Returns (result, the path students' rows, the simulated students)."""
     sim_df, path_df = split_students(rec, data, sim_fraction, seed)
+    n_sim = sim_df[rec._cols().student].nunique()
+    what = data_name or (Path(data).name if isinstance(data, (str, Path)) else "the study data")
     sims = train_simulators(type(rec), sim_df, simulators, seed=seed, models_dir=models_dir, run_dir=run_dir,
-                            hparams=sim_hparams)
+                            hparams=sim_hparams, dataset_name=f"{n_sim} simulator students of {what}")
     auc = {k: s.evaluate(path_df, unknown="skip", name="path students")["auc"] for k, s in sims.items()}
     out = rec.evaluate_paths(path_df, sims, seed=seed, name=name, **paths_kwargs)
     out["simulator_auc"] = auc
-    out["simulator_students"] = int(sim_df[rec._cols().student].nunique())
+    out["simulator_students"] = int(n_sim)
     for k, r in out["simulators"].items():
         r["about"] += f"; next-response AUC on the path students {auc[k]:.3f}"
     record(rec, out, rec.card.evaluations[-1]["dataset"])   # again, now that each simulator's AUC is known
@@ -138,7 +141,8 @@ def bench_report(rec, splits, *, run_dir: Path, simulators, sim_fraction: float,
                  history_len: int, max_students: int, samples: int, seed: int, cross: bool) -> None:
     args = dict(steps=steps, n_goal=n_goal, history_len=history_len, max_students=max_students, goals="next")
     out, path_df, sims = path_study(rec, splits.test, simulators=simulators, sim_fraction=sim_fraction, seed=seed,
-                                    run_dir=run_dir, name=f"{splits.about or 'test'}: path students", **args)
+                                    run_dir=run_dir, name=f"{splits.about or 'test'}: path students",
+                                    data_name=splits.about or "the test split", **args)
     table = None
     if cross and len(sims) > 1:
         table = cross_oracles(rec, path_df, sims, out, seed=seed, **args)
