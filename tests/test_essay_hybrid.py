@@ -77,3 +77,33 @@ def test_hybrid_several_traits(essays):
 def test_hybrid_trains_in_one_process(essays):
     with pytest.raises(ConfigError, match="devices=1"):
         EssayScorer(backbone="minilm-hybrid").finetune(essays.iloc[:30], devices=2, **COLS)
+
+
+def test_the_intermediate_layer_view_is_fit_and_saved(hybrid, tmp_path):
+    """View 4 reads the mean-pooled hidden states of layer 4 of 6; the final layer's block is the one views 2-3 use."""
+    from edu_flash.essay.hybrid import LAYER_VIEWS
+
+    emb = hybrid.model.embedder
+    h = emb.encoder.config.hidden_size
+    assert emb.layers[-1] == emb.encoder.config.num_hidden_layers
+    E = emb(["Plants make food from sunlight."])
+    assert E.shape == (1, h * len(emb.layers))
+    names = list(hybrid.model.chosen()["1"]["weights"])
+    assert names == ["words", "chars", "embedding"] + ["layers_" + "_".join(map(str, v)) for v in LAYER_VIEWS]
+    card = hybrid.model_card(str(tmp_path / "m"))
+    assert "layers_4" in card
+
+
+def test_a_hybrid_saved_before_layer_views_loads_and_predicts_the_same(hybrid, essays):
+    from edu_flash.essay.hybrid import ChunkEmbedder, MiniLMHybrid
+
+    enc, tok = hybrid.model.embedder.encoder, hybrid.model.embedder.tokenizer
+    train, test = essays.iloc[:120], essays.iloc[180:200]
+    old = MiniLMHybrid(ChunkEmbedder(enc, tok, precision="32"), layer_views=()).fit(
+        train["essay"].tolist(), train["score"].to_numpy(float) / 12, train["prompt"].tolist())
+    arrays, meta = old.state_dict()
+    del meta["params"]["layer_views"]  # what config.json held before
+    back = MiniLMHybrid.from_state_dict(arrays, meta, ChunkEmbedder(enc, tok, precision="32"))
+    assert back.views == ("words", "chars", "embedding") and back.embedder.layers is None
+    np.testing.assert_array_equal(back.predict(test["essay"].tolist(), test["prompt"].tolist()),
+                                  old.predict(test["essay"].tolist(), test["prompt"].tolist()))

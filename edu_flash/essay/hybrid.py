@@ -1,12 +1,16 @@
 """The `minilm-hybrid` backbone: all-MiniLM-L6-v2 embeddings of the whole essay stacked with TF-IDF
 and surface features under per-prompt ridge models, calibrated to each prompt's score distribution.
 
-Per prompt (and trait) three ridge regressors see different views of an essay:
+Per prompt (and trait) ridge regressors see different views of an essay:
   1. word 1-2-grams + surface features (the `tfidf-ridge` design);
   2. word and character 2-5-grams (spelling, morphology) + surface features + the embedding;
-  3. the embedding + surface features.
+  3. the embedding + surface features;
+  4. the mean-pooled states of an intermediate layer (LAYER_VIEWS: layer 4 of 6) + surface features: the
+     final layer is tuned for sentence similarity, the middle ones keep more of syntax and wording
+     (chosen on the dev ids of ASAP folds 0 and 1 among several layer views: BENCHMARKS.md).
 The embedding covers the whole essay: it is cut into chunks of `chunk_tokens` tokens (nothing is
-truncated), each chunk is mean-pooled by the sentence encoder, and the chunks are averaged by length.
+truncated), each chunk is mean-pooled by the sentence encoder (at every layer the views use), and the
+chunks are averaged by length.
 Each ridge's alpha is chosen by leave-one-out GCV, whose leave-one-out predictions also fix
 non-negative stacking weights and a linear calibration that gives the stacked predictions the human
 scores' mean and spread (ridge shrinks towards the mean, which costs QWK at both ends of a rubric).
@@ -23,21 +27,24 @@ from sklearn.linear_model import LinearRegression, RidgeCV
 from .baseline import (ALPHAS, fit_vectorizer, surface_features, vectorizer_arrays, vectorizer_from_arrays)
 
 VIEWS = ("words", "chars", "embedding")
+LAYER_VIEWS: tuple[tuple[int, ...], ...] = ((4,),)  # hidden states (0 = token embeddings) of each extra view
 EMBEDDING_WEIGHT = 0.3  # the embedding's scale beside ~150k n-gram columns in view 2
 _CACHE: dict[tuple, np.ndarray] = {}  # (encoder id, chunking, sha1 of text) -> embedding, for this process
 _CACHE_MAX = 200_000
 
 
 class ChunkEmbedder:
-    """Whole-essay embeddings from a sentence encoder (mean pooling, chunks averaged by length)."""
+    """Whole-essay embeddings from a sentence encoder (mean pooling, chunks averaged by length): one
+    block of `hidden_size` columns per layer in `layers` (None: the final layer only)."""
 
     def __init__(self, encoder, tokenizer, *, chunk_tokens: int = 256, batch_size: int = 32,
-                 precision: str = "bf16-mixed", key: str = ""):
+                 precision: str = "bf16-mixed", key: str = "", layers: tuple[int, ...] | None = None):
         self.encoder, self.tokenizer = encoder, tokenizer
         self.chunk_tokens, self.batch_size, self.precision, self.key = chunk_tokens, batch_size, precision, key
+        self.layers = tuple(layers) if layers else None
 
     def __call__(self, texts: list[str]) -> np.ndarray:
-        keys = [(self.key, self.chunk_tokens, self.precision, hashlib.sha1(t.encode("utf-8")).hexdigest())
+        keys = [(self.key, self.chunk_tokens, self.precision, self.layers, hashlib.sha1(t.encode("utf-8")).hexdigest())
                 for t in texts]
         found = {k: _CACHE[k] for k in set(keys) if k in _CACHE}
         missing = list(dict.fromkeys(k for k in keys if k not in found))
@@ -48,7 +55,8 @@ class ChunkEmbedder:
             if len(_CACHE) + len(missing) > _CACHE_MAX:
                 _CACHE.clear()
             _CACHE.update(zip(missing, new))
-        return np.stack([found[k] for k in keys]) if keys else np.zeros((0, self.encoder.config.hidden_size))
+        width = self.encoder.config.hidden_size * len(self.layers or (None,))
+        return np.stack([found[k] for k in keys]) if keys else np.zeros((0, width))
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         import torch
@@ -61,7 +69,7 @@ class ChunkEmbedder:
             for s in range(0, len(ids), body):
                 chunks.append([tok.cls_token_id, *ids[s:s + body], tok.sep_token_id])
                 owner.append(i)
-        hidden = self.encoder.config.hidden_size
+        hidden = self.encoder.config.hidden_size * len(self.layers or (None,))
         pooled = np.zeros((len(chunks), hidden), dtype=np.float64)
         order = sorted(range(len(chunks)), key=lambda j: -len(chunks[j]))
         was_training = self.encoder.training
@@ -76,9 +84,10 @@ class ChunkEmbedder:
                 for r, j in enumerate(idx):
                     ids[r, :len(chunks[j])] = torch.tensor(chunks[j])
                     mask[r, :len(chunks[j])] = 1
-                h = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+                out = self.encoder(input_ids=ids, attention_mask=mask, output_hidden_states=self.layers is not None)
+                states = [out.last_hidden_state] if self.layers is None else [out.hidden_states[i] for i in self.layers]
                 m = mask.unsqueeze(-1).float()
-                pooled[idx] = ((h * m).sum(1) / m.sum(1)).numpy()
+                pooled[idx] = np.hstack([((h.float() * m).sum(1) / m.sum(1)).numpy() for h in states])
         self.encoder.train(was_training)
         weights = np.array([len(c) for c in chunks], dtype=np.float64)
         out = np.zeros((len(texts), hidden))
@@ -105,31 +114,40 @@ def _ridge_loo(X, Y: np.ndarray):
 
 
 class MiniLMHybrid:
-    """Three ridge views per prompt, stacked and calibrated into one linear scorer per prompt."""
+    """Ridge views per prompt, stacked and calibrated into one linear scorer per prompt."""
 
     def __init__(self, embedder: ChunkEmbedder | None = None, *, ngram_max: int = 2, min_df: int = 2,
-                 max_features: int | None = 50000, char_max_features: int = 100000):
-        self.embedder = embedder
+                 max_features: int | None = 50000, char_max_features: int = 100000,
+                 layer_views=LAYER_VIEWS):
         self.ngram_max, self.min_df, self.max_features = ngram_max, min_df, max_features
         self.char_max_features = char_max_features
+        self.layer_views = tuple(tuple(int(i) for i in v) for v in layer_views)
+        self.views = VIEWS + tuple("layers_" + "_".join(map(str, v)) for v in self.layer_views)
+        self.embedder = embedder
+        if embedder is not None and self.layer_views:  # the final layer's block last (views 2 and 3 read it)
+            last = embedder.encoder.config.num_hidden_layers
+            embedder.layers = tuple(sorted({i for v in self.layer_views for i in v} - {last})) + (last,)
         self.prompts: dict[str, dict] = {}
         self.n_targets = 1
 
     def _params(self) -> dict:
         return {"ngram_max": self.ngram_max, "min_df": self.min_df, "max_features": self.max_features,
-                "char_max_features": self.char_max_features}
+                "char_max_features": self.char_max_features, "layer_views": [list(v) for v in self.layer_views]}
 
     def _char_kw(self) -> dict:
         return {"analyzer": "char_wb", "ngram_range": (2, 5)}
 
     def _views(self, m: dict, texts: list[str], E: np.ndarray, W=None, C=None) -> list:
         S = _standardize(surface_features(texts), m["s_mean"], m["s_scale"])[0]
-        Z = _standardize(E, m["e_mean"], m["e_scale"])[0]
+        Z_all = _standardize(E, m["e_mean"], m["e_scale"])[0]
+        h = self.embedder.encoder.config.hidden_size
+        Z = Z_all[:, -h:]  # the final layer
         W = m["words"].transform(texts) if W is None else W
         C = m["chars"].transform(texts) if C is None else C
+        block = {layer: Z_all[:, j * h:(j + 1) * h] for j, layer in enumerate(self.embedder.layers or ())}
         return [sp.hstack([W, sp.csr_matrix(S)], format="csr"),
                 sp.hstack([W, C, sp.csr_matrix(S), sp.csr_matrix(EMBEDDING_WEIGHT * Z)], format="csr"),
-                np.hstack([Z, S])]
+                np.hstack([Z, S])] + [np.hstack([block[i] for i in v] + [S]) for v in self.layer_views]
 
     def fit(self, texts: list[str], targets, prompts: list[str]) -> "MiniLMHybrid":
         texts, prompts = list(texts), [str(p) for p in prompts]
@@ -152,7 +170,7 @@ class MiniLMHybrid:
             m["coef"] = [f[0] for f in fits]
             m["intercept"] = [f[1] for f in fits]
             m["alpha"] = np.stack([f[2] for f in fits])  # (views, targets)
-            weights, bias = np.zeros((len(VIEWS), self.n_targets)), np.zeros(self.n_targets)
+            weights, bias = np.zeros((len(self.views), self.n_targets)), np.zeros(self.n_targets)
             for t in range(self.n_targets):
                 loo = np.stack([f[3][:, t] for f in fits], axis=1)
                 stack = LinearRegression(positive=True).fit(loo, y[:, t])
@@ -181,8 +199,8 @@ class MiniLMHybrid:
         """What the fit chose per prompt, for the card."""
         out = {}
         for p, m in self.prompts.items():
-            out[p] = {"alphas": {v: m["alpha"][i].tolist() for i, v in enumerate(VIEWS)},
-                      "weights": {v: m["weights"][i].round(4).tolist() for i, v in enumerate(VIEWS)}}
+            out[p] = {"alphas": {v: m["alpha"][i].tolist() for i, v in enumerate(self.views)},
+                      "weights": {v: m["weights"][i].round(4).tolist() for i, v in enumerate(self.views)}}
         return out
 
     # ------------------------------------------------------------------ persistence
@@ -194,7 +212,7 @@ class MiniLMHybrid:
             arrays.update(vectorizer_arrays(m["chars"], f"p{i}.chars"))
             for k in ("s_mean", "s_scale", "e_mean", "e_scale", "alpha", "weights", "bias"):
                 arrays[f"p{i}.{k}"] = np.ascontiguousarray(m[k], dtype=np.float64)
-            for j, v in enumerate(VIEWS):
+            for j, v in enumerate(self.views):
                 arrays[f"p{i}.{v}.coef"] = np.ascontiguousarray(m["coef"][j], dtype=np.float64)
                 arrays[f"p{i}.{v}.intercept"] = np.ascontiguousarray(m["intercept"][j], dtype=np.float64)
         meta = {"params": self._params(), "prompts": order, "n_targets": self.n_targets}
@@ -202,14 +220,14 @@ class MiniLMHybrid:
 
     @classmethod
     def from_state_dict(cls, arrays: dict, meta: dict, embedder: ChunkEmbedder) -> "MiniLMHybrid":
-        self = cls(embedder, **meta["params"])
+        self = cls(embedder, **{"layer_views": (), **meta["params"]})  # folders saved before layer views had none
         self.n_targets = int(meta["n_targets"])
         for i, p in enumerate(meta["prompts"]):
             m = {"words": vectorizer_from_arrays(arrays, f"p{i}.words", ngram_range=(1, self.ngram_max)),
                  "chars": vectorizer_from_arrays(arrays, f"p{i}.chars", **self._char_kw())}
             for k in ("s_mean", "s_scale", "e_mean", "e_scale", "alpha", "weights", "bias"):
                 m[k] = np.asarray(arrays[f"p{i}.{k}"], dtype=np.float64)
-            m["coef"] = [np.asarray(arrays[f"p{i}.{v}.coef"], dtype=np.float64) for v in VIEWS]
-            m["intercept"] = [np.asarray(arrays[f"p{i}.{v}.intercept"], dtype=np.float64) for v in VIEWS]
+            m["coef"] = [np.asarray(arrays[f"p{i}.{v}.coef"], dtype=np.float64) for v in self.views]
+            m["intercept"] = [np.asarray(arrays[f"p{i}.{v}.intercept"], dtype=np.float64) for v in self.views]
             self.prompts[p] = m
         return self
