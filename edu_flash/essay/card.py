@@ -121,7 +121,8 @@ def five_fold_section(paths) -> str:
         limit = (data.get("args") or {}).get("train_limit")
         for backbone, r in data["results"].items():
             folds = r["folds"]
-            row = {"backbone": backbone + (f" (train limit {limit})" if limit else ""), "folds": _folds(folds)}
+            name = backbone.replace(" train+dev", " (trained on train + dev ids: a protocol variant)")
+            row = {"backbone": name + (f" (train limit {limit})" if limit else ""), "folds": _folds(folds)}
             row.update({f"P{p}": q for p, q in r["qwk_per_prompt"].items()})
             row.update({"avg QWK": r["qwk_avg"], "wall s (these folds)": round(r["wall_s"])})
             rows.append(row)
