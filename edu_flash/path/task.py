@@ -352,9 +352,7 @@ class PathRecommender(Task):
     def _bench_report(self, splits, *, run_dir: Path, simulators=("dkt", "pfa", "bkt"), sim_fraction: float = 0.5,
                       steps: int = 10, n_goal: int = 3, history_len: int = 20, max_students: int = 500,
                       samples: int = 3, seed: int = 0, cross: bool = True) -> None:
-        """`edu-flash bench`: the simulated-paths study (study.py) on the recipe's test students, the
-        bar in plain words with each simulator's oracle scored under the others (cross=True), and a
-        few real recommend / plan_path outputs for students drawn at random, on the card."""
+        """`edu-flash bench`: study.bench_report (path study, verdict, cross-oracle table, random students)."""
         from .study import bench_report
 
         bench_report(self, splits, run_dir=Path(run_dir), simulators=tuple(simulators), sim_fraction=sim_fraction,
