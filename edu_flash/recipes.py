@@ -265,7 +265,10 @@ def load_splits(recipe: Recipe, data_root: str | os.PathLike = "../shared/datase
 
 
 # ---------------------------------------------------------------------------------------- bench
-def _size(obj) -> int | None:
+def _size(obj) -> int | str | None:
+    """Rows of a split for the card; a split the task reads from a file itself is named by its file."""
+    if isinstance(obj, (str, os.PathLike)):
+        return Path(obj).name
     for attr in ("students", "df"):
         if hasattr(obj, attr):
             return len(getattr(obj, attr))

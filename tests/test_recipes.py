@@ -173,3 +173,23 @@ def test_every_task_has_builtin_data(name):
     cls(s.backbone, **s.hparams)  # the demo settings are valid hyperparameters
     again = cls.builtin_data(40, seed=1)
     assert repr(again.example) == repr(s.example)  # deterministic by seed
+
+
+def test_card_sizes_name_a_split_the_task_reads_from_its_file(tmp_path):
+    """A split given as a file (a DKT file, GSM8K's jsonl) is named on the card, not 'None'."""
+    import pandas as pd
+
+    from edu_flash.recipes import _size
+
+    assert _size(tmp_path / "builder_train.csv") == "builder_train.csv"
+    assert _size(str(tmp_path / "train.jsonl")) == "train.jsonl"
+    assert _size(pd.DataFrame({"a": [1, 2, 3]})) == 3
+
+
+def test_builtin_data_is_named_on_the_card():
+    from edu_flash import PathRecommender
+
+    s = PathRecommender.builtin_data(40, seed=3)
+    assert s.finetune_args["dataset_name"] == "edu-flash built-in path_recommendation data (seed 3)"
+    task = PathRecommender("pfa").finetune(s.train, s.val, **s.finetune_args)
+    assert "edu-flash built-in path_recommendation data (seed 3)" in task.model_card()

@@ -115,7 +115,9 @@ class Task:
         except (ImportError, AttributeError):
             raise NotImplementedError(f"{cls.__name__} has no built-in data ({package}.sample.builtin_splits)") \
                 from None
-        return make(n, seed)
+        splits = make(n, seed)  # the card names it (not "an in-memory pandas DataFrame")
+        splits.finetune_args.setdefault("dataset_name", f"edu-flash built-in {cls.task_name} data (seed {seed})")
+        return splits
 
     # ------------------------------------------------------------------ hooks a task implements
     def _prepare(self, train: Table, val: Table | None, **data_kwargs) -> Any:
