@@ -111,8 +111,8 @@ def test_a_live_writers_temp_folder_is_left_alone(old_model, trained, tmp_path):
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         target = tmp_path / "essay"
-        theirs = tmp_path / f".essay.tmp-{io._HOST}-{live.pid}-abcd"
-        stale = tmp_path / f".essay.tmp-{io._HOST}-{_dead_pid()}-efgh"
+        theirs = tmp_path / f".essay.tmp-{io._host()}-{live.pid}-abcd"
+        stale = tmp_path / f".essay.tmp-{io._host()}-{_dead_pid()}-efgh"
         other_host = tmp_path / f".essay.tmp-00000000-{_dead_pid()}-ijkl"
         for p in (theirs, stale, other_host):
             p.mkdir()

@@ -15,26 +15,32 @@ machine are never touched.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import functools
 import json
 import math
 import os
 import re
-import secrets
 import shutil
-import socket
 import time
 from pathlib import Path
 
-_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
 # `.name.kind-host-pid[-random]`; older releases wrote `.name.old-pid` and `.name.tmp-random`.
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|new|old)-(?:(?P<host>[0-9a-f]{8})-(?P<pid>\d+)(?:-.*)?"
                        r"|(?P<legacy_pid>\d+)|(?P<legacy>[A-Za-z0-9_]+))$")
 _LEGACY_STALE_S = 3600.0  # an old-style temp folder with no owner recorded is stale after an hour
 
 
+@functools.lru_cache(maxsize=None)
+def _host() -> str:
+    """This machine, as 8 hex digits (hashlib and socket imported here: `import edu_flash` stays fast)."""
+    import hashlib
+    import socket
+
+    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+
+
 def _tag() -> str:
-    return f"{_HOST}-{os.getpid()}"  # after a fork the pid changes
+    return f"{_host()}-{os.getpid()}"  # after a fork the pid changes
 
 
 def _alive(pid: int) -> bool:
@@ -58,7 +64,7 @@ def _alive(pid: int) -> bool:
 
 def _owner_gone(m: re.Match, path: Path) -> bool:
     if m["host"] is not None:
-        return m["host"] == _HOST and not _alive(int(m["pid"]))
+        return m["host"] == _host() and not _alive(int(m["pid"]))
     if m["legacy_pid"] is not None:
         return not _alive(int(m["legacy_pid"]))
     try:
@@ -126,7 +132,7 @@ def _new_dir(prefix: Path) -> Path:
     """A fresh folder named prefix + random, with the permissions of any folder the user makes
     (tempfile.mkdtemp's would be 0700, and the renamed model folder unreadable to anyone else)."""
     while True:
-        p = prefix.with_name(prefix.name + secrets.token_hex(4))
+        p = prefix.with_name(prefix.name + os.urandom(4).hex())
         try:
             p.mkdir()
             return p

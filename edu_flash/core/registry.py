@@ -7,7 +7,6 @@ Hub, and when the hub cannot be reached the error says so at once instead of a r
 """
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 import pkgutil
@@ -123,6 +122,8 @@ def closest(name: str, names) -> str | None:
     """The registered name a typo most likely meant (case-insensitive), or None."""
     names = list(names)
     lower = {n.lower(): n for n in names}
+    import difflib
+
     hit = difflib.get_close_matches(str(name).lower(), list(lower), n=1, cutoff=0.6)
     return lower[hit[0]] if hit else None
 
