@@ -81,3 +81,23 @@ def test_card_check_reports_missing_metadata_itself(tmp_path, logged):
     with pytest.raises(CheckpointError, match="library_name"):
         check_card(tmp_path / "README.md")
     assert _noise(logged) == []
+
+
+def test_no_loading_weights_bar_and_the_callers_setting_is_kept(tiny_encoder, capfd):
+    """transformers' "Loading weights" bar is not shown for the library's own loads; a caller who
+    turned bars off (or on) finds them as they were."""
+    from transformers import AutoModel
+    from transformers.utils import logging as tf_logging
+
+    from edu_flash.core.hfload import auto_model
+
+    tf_logging.enable_progress_bar()
+    auto_model(AutoModel, tiny_encoder)
+    assert "Loading weights" not in capfd.readouterr().err
+    assert tf_logging.is_progress_bar_enabled()
+    tf_logging.disable_progress_bar()
+    try:
+        auto_model(AutoModel, tiny_encoder)
+        assert not tf_logging.is_progress_bar_enabled()
+    finally:
+        tf_logging.enable_progress_bar()

@@ -7,6 +7,7 @@ refused by transformers at once (no prompt); both end in a CheckpointError sayin
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -29,10 +30,26 @@ def _refused(e: ValueError, source) -> CheckpointError | None:
     return None
 
 
+@contextlib.contextmanager
+def _no_load_bar():
+    """transformers' "Loading weights" bar says nothing a user can act on (the weights come from a
+    folder the library chose); the caller's own setting is restored afterwards."""
+    from transformers.utils import logging as tf_logging
+
+    was = tf_logging.is_progress_bar_enabled()
+    tf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            tf_logging.enable_progress_bar()
+
+
 def _call(fn, source, *args, **kwargs):
     _guard(source)
     try:
-        return fn(str(source) if isinstance(source, os.PathLike) else source, *args, **NO_CODE, **kwargs)
+        with _no_load_bar():
+            return fn(str(source) if isinstance(source, os.PathLike) else source, *args, **NO_CODE, **kwargs)
     except ValueError as e:
         refused = _refused(e, source)
         if refused is None:
