@@ -81,6 +81,16 @@ def trained(tmp_path_factory, tiny_encoder, essays) -> Trained:
     return Trained(s, train.reset_index(drop=True), val.reset_index(drop=True), test.reset_index(drop=True), run_dir)
 
 
+def quality(df):
+    """Each sample essay's score as a share of its prompt's range (0 = lowest, 1 = highest): the
+    sample data re-scored on other rubrics keeps its order of quality."""
+    from edu_flash.essay.sample import SCORE_RANGES
+
+    lo = df["prompt"].map(lambda p: SCORE_RANGES[p][0])
+    hi = df["prompt"].map(lambda p: SCORE_RANGES[p][1])
+    return (df["score"] - lo) / (hi - lo)
+
+
 def has_pickle(folder: Path) -> list[str]:
     """Files that are (or look like) pickles: by suffix, or by the pickle protocol's magic bytes."""
     bad = []

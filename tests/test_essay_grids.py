@@ -12,17 +12,15 @@ from sklearn.metrics import cohen_kappa_score
 from edu_flash import ConfigError, DataError, EssayScorer
 from edu_flash.essay.grid import Grid, common_grid
 
+from conftest import quality
+
 COLS = dict(text_column="essay", prompt_column="prompt")
 
 
 def half_points(df: pd.DataFrame) -> pd.DataFrame:
     """The sample essays re-scored on a 1.0-5.0 half-point rubric (9 levels), same order of quality."""
-    from edu_flash.essay.sample import SCORE_RANGES
-
     out = df.copy()
-    lo = out["prompt"].map(lambda p: SCORE_RANGES[p][0])
-    hi = out["prompt"].map(lambda p: SCORE_RANGES[p][1])
-    out["score"] = 1 + np.round(8 * (out["score"] - lo) / (hi - lo)) / 2
+    out["score"] = 1 + np.round(8 * quality(df)) / 2
     return out
 
 

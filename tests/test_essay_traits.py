@@ -9,18 +9,15 @@ import pytest
 
 from edu_flash import ConfigError, DataError, EssayScorer
 
-from conftest import TINY
+from conftest import TINY, quality
 
 TRAITS = ["cohesion", "grammar", "overall"]
 
 
 def with_traits(df):
     """Three traits: cohesion on half points 1-5, grammar 0-4 and the holistic score as it was."""
-    from edu_flash.essay.sample import SCORE_RANGES
-
     out = df.copy()
-    lo = out["prompt"].map(lambda p: SCORE_RANGES[p][0])
-    q = (out["score"] - lo) / (out["prompt"].map(lambda p: SCORE_RANGES[p][1]) - lo)
+    q = quality(df)
     rng = np.random.default_rng(0)
     out["cohesion"] = 1 + np.round(np.clip(8 * q + rng.normal(0, 1, len(q)), 0, 8)) / 2
     out["grammar"] = np.round(np.clip(4 * q + rng.normal(0, 0.7, len(q)), 0, 4))
