@@ -60,6 +60,21 @@ def test_essay_scorer_export_matches_predict(trained, tmp_path):
     assert float(printed.strip().strip("[]")) == s.predict(essay, prompt=prompt)
 
 
+def test_export_leaves_every_module_in_the_mode_it_was_in(trained, tmp_path):
+    """export() runs the network in eval mode, then puts each module back as it was (a user
+    exporting mid-experiment keeps their train/eval settings)."""
+    m = trained.scorer.model
+    was = {mod: mod.training for mod in m.modules()}
+    try:
+        m.train(True)
+        m.encoder.eval()
+        trained.scorer.export(tmp_path / "essay.onnx")
+        assert m.training and not m.encoder.training
+    finally:
+        for mod, training in was.items():
+            mod.train(training)
+
+
 @pytest.mark.parametrize("backbone", ["dkt", "sakt", "simplekt"])
 def test_path_recommender_export_matches_predict(backbone, tmp_path):
     data = PathRecommender.builtin_data(seed=0)

@@ -60,7 +60,16 @@ def export_onnx(spec: ExportSpec, path: str | os.PathLike, *, opset: int | None 
     if path.suffix != ".onnx":
         raise ConfigError(f"export writes an ONNX file: give a path ending in .onnx, got {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
+    modes = {m: m.training for m in spec.module.modules()}  # put back afterwards (the task's model is one)
     spec.module.eval()
+    try:
+        return _export_checked(spec, path, opset)
+    finally:
+        for m, training in modes.items():
+            m.train(training)
+
+
+def _export_checked(spec: ExportSpec, path: Path, opset: int | None) -> dict:
     names = {n for axes in spec.dynamic.values() for n in axes.values()}
     sizes = {n: spec.sizes.get(n, 2) for n in names}
     checks = [sizes, {n: v + 3 for n, v in sizes.items()}, {n: 1 for n in names}]
@@ -218,11 +227,7 @@ def runtime_module(task):
         return cached[1]
     folder = Path(tempfile.mkdtemp(prefix="edu-flash-onnx-"))
     try:
-        was = bool(getattr(task.model, "training", False))
-        try:
-            export_onnx(task._export_spec(), folder / "model.onnx")
-        finally:
-            task.model.train(was)
+        export_onnx(task._export_spec(), folder / "model.onnx")
         module = OnnxModule(session(folder / "model.onnx", threads=torch.get_num_threads()))
     finally:
         shutil.rmtree(folder, ignore_errors=True)

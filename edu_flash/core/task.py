@@ -302,11 +302,7 @@ class Task:
         from .export import card_section, export_onnx
 
         spec = self._export_spec()
-        was = bool(getattr(self.model, "training", False))
-        try:
-            meta = export_onnx(spec, path, opset=opset)
-        finally:
-            self.model.train(was)
+        meta = export_onnx(spec, path, opset=opset)  # leaves the model's train/eval mode as it was
         if spec.card is not None:
             self.card.add_section("Exported model (ONNX)", card_section(meta, spec.card))
         return Path(path)
