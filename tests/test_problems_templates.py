@@ -255,3 +255,16 @@ def test_novelty_modes_for_a_language_model(monkeypatch):
     queue[:] = [variant] * g.hparams.max_attempts
     assert g.generate(n=1, seed=0) == [] and g.hparams.novelty == "auto"  # a language model defaults to "new"
     assert g.last_generation["rejected_by_reason"] == {"not structurally new": g.hparams.max_attempts}
+
+
+def test_a_draw_refused_only_for_max_number_says_so():
+    """A number the template keeps fixed (a year) can pass every usability check and still exceed
+    max_number: generate names that reason (it raised StopIteration)."""
+    from edu_flash.problems.generation import rejection
+    from edu_flash.problems.usability import CHECKS
+
+    row = {"parsed": True, "verified": True, "usable": False,
+           "checks": {**{k: True for k in CHECKS}, "max_number": False}}
+    assert rejection(row, verify=True, novelty="variant") == "unusable (max_number)"
+    row["checks"][CHECKS[0]] = False
+    assert rejection(row, verify=True, novelty="variant") == f"unusable ({CHECKS[0]})"

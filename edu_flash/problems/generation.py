@@ -70,8 +70,9 @@ def rejection(row: dict, *, verify: bool, novelty: str) -> str | None:
     if verify and not row["verified"]:
         return "unverified"
     if verify and not row["usable"]:
-        failed = next(k for k in CHECKS if not row["checks"].get(k, False))
-        return f"unusable ({failed})"
+        failed = [k for k in CHECKS if not row["checks"].get(k, False)]  # then a caller's own (max_number)
+        failed += [k for k, ok in row["checks"].items() if not ok and k not in CHECKS]
+        return f"unusable ({failed[0]})"
     if novelty == "variant" and not row["surface_novel"]:
         return "copy of a training problem"
     if novelty == "new" and not row["structural_novel"]:
