@@ -245,3 +245,11 @@ def test_checkpoint_of_a_model_with_tied_weights(tmp_path):
     _fit(_hp(max_epochs=1, keep_checkpoints=True), job, tmp_path / "run")
     ck = checkpoint.latest(tmp_path / "run")
     assert ck is not None and (ck / "model.safetensors").exists()
+
+
+def test_progress_default_without_a_stderr(tmp_path, monkeypatch):
+    """pythonw and some services run with sys.stderr None: the default progress setting is off, no crash."""
+    import sys
+
+    monkeypatch.setattr(sys, "stderr", None)
+    assert Trainer(_hp(), run_dir=tmp_path / "run").progress is False

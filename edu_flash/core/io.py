@@ -193,3 +193,11 @@ def write_json(path: str | os.PathLike, obj) -> None:
 
 def read_json(path: str | os.PathLike):
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def isatty(stream) -> bool:
+    """Whether a progress bar can draw on `stream`: False for None (pythonw) or a closed stream."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

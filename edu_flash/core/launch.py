@@ -36,7 +36,7 @@ from pathlib import Path
 
 from . import errors
 from .errors import ConfigError, DistributedError
-from .io import read_json, write_json
+from .io import isatty, read_json, write_json
 
 log = logging.getLogger("edu_flash.launch")
 
@@ -313,13 +313,6 @@ def _tail(text: str) -> str:
     return f"\nits last output:\n{text[-2000:]}" if text else ""
 
 
-def _isatty(stream) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):  # None (pythonw) or closed
-        return False
-
-
 def _beat_s(timeout: float) -> float:
     """Heartbeat period: once a second, faster for short timeouts."""
     return min(1.0, timeout / 10)
@@ -353,7 +346,7 @@ def spawn_finetune(task, data, val, *, hp, devices: int, strategy: str, resume: 
             "card": task.card.to_dict(), "init": init, "args": args, "devices": devices, "strategy": strategy,
             "resume": resume, "run_dir": str(run_dir), "max_memory": max_memory,
             "train_options": train_options or {},  # loggers / callbacks / profile as JSON (core.run_options)
-            "progress": _isatty(sys.stderr) if progress is None else progress,
+            "progress": isatty(sys.stderr) if progress is None else progress,
             "sys_path": [p for p in sys.path if isinstance(p, str)],
             "threads": threads, "beat_s": _beat_s(hp.timeout)})  # threads: each worker's share (core.threads)
         workers = _Workers(handoff, devices, hp.timeout)

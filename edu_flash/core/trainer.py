@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 from . import checkpoint, runs
 from .errors import ConfigError
 from .hparams import TrainHParams
+from .io import isatty
 from .trainer_parts import (_accelerator, _full_state, _monitor, _param_groups, _to_device, _validate,  # noqa: F401
                             check_config, hardware_name)
 
@@ -117,7 +118,7 @@ class Trainer:
         self.hp, self.run_dir, self.devices, self.strategy = hp, Path(run_dir), devices, strategy
         self.resume, self.log, self.max_memory = resume, log, max_memory
         self.checkpoints = log  # epoch-end (and every `checkpoint_every` steps) checkpoints in run_dir
-        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.progress = isatty(sys.stderr) if progress is None else progress  # False under pythonw
         self.loggers = tracking.resolve(loggers if log else None)
         self.callbacks = cb.check(callbacks)
         self.profile = profiling.check(profile)
