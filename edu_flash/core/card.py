@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
 from .errors import ConfigError
+
+log = logging.getLogger(__name__)
 from .registry import HUB_ID as _HUB_ID  # only hub dataset ids belong in the metadata
 # What a card with no results says instead of an Evaluation section; `card --validate` accepts such a
 # card because it claims nothing (cardcheck.py).

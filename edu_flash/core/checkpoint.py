@@ -134,7 +134,8 @@ def load(path: Path, *, model, optimizer, scheduler, rank: int = 0, load_extra=N
     meta = read_json_file(path / "trainer_state.json", path)
     check_weight_files(path)
     with loading(path, "cannot resume from this checkpoint"):
-        model.load_state_dict(load_file(str(path / "model.safetensors")))
+        weights = load_file(str(path / "model.safetensors"))
+        model.load_state_dict(weights)  # copies: `weights` stays the checkpoint's own
         optimizer.load_state_dict(_unflatten_optimizer(load_file(str(path / "optimizer.safetensors")),
                                                        meta["optimizer"]))
         scheduler.load_state_dict(meta["scheduler"])
@@ -148,4 +149,4 @@ def load(path: Path, *, model, optimizer, scheduler, rank: int = 0, load_extra=N
             return meta["progress"], load_file(str(best))
         # no best file: either no best yet, or the best weights were the checkpoint's own
         has_best = meta["progress"].get("best") is not None
-        return meta["progress"], (load_file(str(path / "model.safetensors")) if has_best else None)
+        return meta["progress"], (weights if has_best else None)

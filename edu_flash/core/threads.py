@@ -64,6 +64,7 @@ def check_threads(threads) -> int | None:
 def training_threads(threads=None):
     """Apply the thread count for the duration of a finetune (see the module docstring)."""
     n = check_threads(threads)
+    automatic = n is None
     if n == 0:
         yield None
         return
@@ -79,7 +80,7 @@ def training_threads(threads=None):
 
     global _automatic
     torch.set_num_threads(n)
-    was, _automatic = _automatic, check_threads(threads) is None
+    was, _automatic = _automatic, automatic
     try:
         with threadpool_limits(n):
             yield n
