@@ -206,7 +206,8 @@ def test_bad_training_lines_are_dropped_and_counted_or_refused(tmp_path):
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         g.finetune(str(path), run_dir=tmp_path / "run", progress=False)
-    assert any("3 of 40 worked solutions fail the verifier" in str(x.message) and "row 2" in str(x.message) for x in w)
+    assert any("3 of 40 worked solutions fail the verifier" in str(x.message) and "row 2" in str(x.message)
+               and x.filename == __file__ for x in w)  # points at the user's line
     assert g.card.training_data["solutions failing the verifier (left out)"] == 3
     with pytest.raises(DataError, match=r"row 2.*fails the verifier"):
         ProblemGenerator().finetune(str(path), run_dir=tmp_path / "run2", progress=False, bad_solutions="error")

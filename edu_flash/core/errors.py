@@ -74,3 +74,16 @@ class CheckpointError(EduFlashError, OSError):
 
 class DistributedError(EduFlashError, RuntimeError):
     """A worker process failed or the distributed set-up is inconsistent."""
+
+
+def warn_user(message: str, category=UserWarning) -> None:
+    """A warning pointing at the user's own line (the first frame outside edu_flash), not at the
+    library line that raised it."""
+    import os
+    import sys
+    import warnings
+
+    package, frame, level = os.path.dirname(os.path.dirname(os.path.abspath(__file__))), sys._getframe(0), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

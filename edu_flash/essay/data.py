@@ -7,11 +7,10 @@ training scores is a guess, so a later test score outside it widens it (with a w
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass
 
 from ..core.data import Table, check_labels, check_numeric, check_text, label_str, require_columns
-from ..core.errors import ConfigError, DataError, UnknownLabelError
+from ..core.errors import ConfigError, DataError, UnknownLabelError, warn_user
 from .grid import Grid
 
 # No rubric scores in the millions: such a value is a data error (e.g. an id in the score column), not a range.
@@ -63,17 +62,6 @@ def check_known_prompts(prompts, known, table: Table, col: str | None) -> None:
         if p not in known:
             raise UnknownLabelError(f"prompt {p!r} was never seen in training (known: {sorted(known)})",
                                     column=col, **table.where(i))
-
-
-def _warn(message: str) -> None:
-    """A UserWarning pointing at the user's own line (the first frame outside edu_flash)."""
-    import os
-    import sys
-
-    package, frame, level = os.path.dirname(os.path.dirname(os.path.abspath(__file__))), sys._getframe(0), 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, UserWarning, stacklevel=level)
 
 
 # ---------------------------------------------------------------------------------------------- grids
@@ -186,7 +174,7 @@ def eval_grids(part: Essays, trait: str, grids: dict, given: list[str], warn: bo
         if outside:
             out[p] = g.widened(outside)
             if warn:
-                _warn(f"{part.table.source}: prompt {p!r} ({trait}) has scores outside the range {g} inferred "
+                warn_user(f"{part.table.source}: prompt {p!r} ({trait}) has scores outside the range {g} inferred "
                       f"from the training data ({', '.join(f'{s:g}' for s in outside[:5])}); evaluating on "
                       f"{out[p]}. The model never predicts outside {g}: give the rubric's range with "
                       "score_ranges= when training.")
@@ -222,7 +210,7 @@ def warn_if_prompts_pooled(train: Essays, cols: dict) -> None:
             hints.append(f"the {t!r} scores fall in separate ranges ({clusters})")
     if hints:
         lo, hi = min(train.scores[cols["traits"][0]]), max(train.scores[cols["traits"][0]])
-        _warn(f"{train.table.source}: no prompt column was given, so all {n} essays are scored as one "
+        warn_user(f"{train.table.source}: no prompt column was given, so all {n} essays are scored as one "
               f"prompt with one range ({lo:g}-{hi:g}), but " + "; ".join(hints)
               + ". If the essays answer different prompts, pass prompt_column=... so each prompt is "
               "scored on its own range.")

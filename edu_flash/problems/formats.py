@@ -10,7 +10,6 @@ realised levels are on one scale.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from ..core.data import Table, check_text, label_str, require_columns
 from ..core.errors import DataError
@@ -152,14 +151,3 @@ def check_solutions(records: list[dict], table, policy: str) -> tuple[list[dict]
     if not kept:
         raise DataError("every worked solution fails the verifier; nothing left to train on", source=table.source)
     return kept, {"dropped": dropped, "examples": where}
-
-
-def caller_level() -> int:
-    """warnings.warn's stacklevel that points at the user's line, outside the edu_flash package."""
-    import inspect
-
-    package = str(Path(__file__).resolve().parents[1])
-    for level, frame in enumerate(inspect.stack()[1:], start=1):
-        if not str(Path(frame.filename).resolve()).startswith(package):
-            return level
-    return 1

@@ -12,14 +12,13 @@ that hides its failure rate cannot be trusted in a classroom.
 from __future__ import annotations
 
 import random
-import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.card import CardText
 from ..core.data import read_table
-from ..core.errors import ConfigError, DataError, UnknownLabelError
+from ..core.errors import ConfigError, DataError, UnknownLabelError, warn_user
 from ..core.registry import Backbone
 from ..core.task import Splits, Task
 from . import evaluation as E
@@ -154,10 +153,9 @@ class ProblemGenerator(Task):
         if val is not None:
             val_records = F.check_solutions(F.read_records(val, format=format, **cols)[0], val, bad_solutions)[0]
         if dropped["dropped"]:
-            warnings.warn(f"{train.source}: {dropped['dropped']} of {dropped['dropped'] + len(records)} worked "
-                          f"solutions fail the verifier and are left out of training (e.g. "
-                          f"{'; '.join(dropped['examples'])}); bad_solutions='error' refuses such data instead",
-                          stacklevel=F.caller_level())
+            warn_user(f"{train.source}: {dropped['dropped']} of {dropped['dropped'] + len(records)} worked "
+                      f"solutions fail the verifier and are left out of training (e.g. "
+                      f"{'; '.join(dropped['examples'])}); bad_solutions='error' refuses such data instead")
         added = 0
         if not self.uses_templates and self.hparams.variants:
             from .bank import TemplateBank
