@@ -271,3 +271,16 @@ def test_cross_oracles_score_each_students_best_plan_under_the_others():
     text = bar_verdict(base, table)
     assert text.startswith("**The bar is not met.**") and "80% of the oracle under B" in text
     assert "worse than random" in text and "no plan here reaches 80%" in text
+
+
+def test_bar_verdict_reads_a_plans_worst_share_past_cells_without_one():
+    """A cell is NaN where that student's oracle gains nothing over random: the plan's worst case is
+    taken over the other cells (min() over a NaN gave an order-dependent answer)."""
+    from edu_flash.path.study import bar_verdict
+
+    cell = lambda m: {"mean": m, "low": m - 0.1, "high": m + 0.1}
+    sims = {k: {"recommender_minus": {"random": cell(0.01), "round-robin": cell(-0.01)}, "oracle_share": cell(0.3)}
+            for k in ("A", "B")}
+    cross = {"plan P": {"A": cell(float("nan")), "B": cell(0.9)}, "plan Q": {"A": cell(0.5), "B": cell(0.6)}}
+    text = bar_verdict({"simulators": sims}, cross)
+    assert 'best worst case, "plan P", reaches 0.90' in text and "80% of the oracle under A (" in text

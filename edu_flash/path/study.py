@@ -11,7 +11,7 @@ import numpy as np
 
 from ..core.data import read_table
 from . import data as D
-from .paths import record
+from .paths import BAR_BASELINES, bar_checks, record
 from .stats import fmt, share_interval
 
 SIM_HPARAMS = {"dkt": {}, "pfa": {}, "bkt": {}}
@@ -103,12 +103,12 @@ def bar_verdict(out: dict, cross: dict | None) -> str:
     """The issue-13 bar in plain words, from an evaluate_paths result (and cross_oracles)."""
     met, missed = [], []
     for k, r in out["simulators"].items():
-        d, share = r["recommender_minus"], r.get("oracle_share")
-        if not ({"random", "round-robin"} <= set(d) and share):
+        checks = bar_checks(r)
+        if checks is None:
             continue
-        for b in ("random", "round-robin"):
-            (met if d[b]["low"] > 0 else missed).append(f"above {b} under {k} ({fmt(d[b])})")
-        (met if share["mean"] >= 0.8 else missed).append(f"80% of the oracle under {k} ({fmt(share, 3)})")
+        shown = [fmt(r["recommender_minus"][b]) for b in BAR_BASELINES] + [fmt(r["oracle_share"], 3)]
+        for (name, ok), figure in zip(checks.items(), shown):
+            (met if ok else missed).append(f"{name} under {k} ({figure})")
     if not met + missed:
         return ""
     text = ("**The bar is met** under every simulated student: " + "; ".join(met) + "." if not missed else
@@ -117,7 +117,8 @@ def bar_verdict(out: dict, cross: dict | None) -> str:
             "over random. Not met: " + "; ".join(missed) + "." + (" Met: " + "; ".join(met) + "." if met else ""))
     if cross:
         worst = min((c["mean"], p, k) for p, row in cross.items() for k, c in row.items() if c["mean"] == c["mean"])
-        floor = {p: min(c["mean"] for c in row.values()) for p, row in cross.items()}   # each plan's worst share
+        floor = {p: min(v) for p, row in cross.items()   # each plan's worst share (NaN: no oracle gain to share)
+                 if (v := [c["mean"] for c in row.values() if c["mean"] == c["mean"]])}
         best = max(floor, key=floor.get)
         text += ("\n\nThe table below asks whether any single plan could meet the 80% share under every simulated "
                  f"student at once. The plan with the best worst case, \"{best}\", reaches {floor[best]:.2f} of "
