@@ -161,7 +161,7 @@ def check_scores(part: Essays, trait: str, grids: dict) -> None:
             raise _score_error(part, i, trait, grids[p])
 
 
-def eval_grids(part: Essays, trait: str, grids: dict, given: list[str], warn: bool = True) -> dict:
+def eval_grids(part: Essays, trait: str, grids: dict, given: list[str]) -> dict:
     """The grids to score this data on: a trained grid widened (with a warning) for a score on its
     grid but outside an inferred range; off the grid, or outside a given range: DataError."""
     out = dict(grids)
@@ -173,11 +173,10 @@ def eval_grids(part: Essays, trait: str, grids: dict, given: list[str], warn: bo
         outside = sorted({s for s, q in zip(part.scores[trait], part.prompts) if q == p and not g.contains(s)})
         if outside:
             out[p] = g.widened(outside)
-            if warn:
-                warn_user(f"{part.table.source}: prompt {p!r} ({trait}) has scores outside the range {g} inferred "
-                      f"from the training data ({', '.join(f'{s:g}' for s in outside[:5])}); evaluating on "
-                      f"{out[p]}. The model never predicts outside {g}: give the rubric's range with "
-                      "score_ranges= when training.")
+            warn_user(f"{part.table.source}: prompt {p!r} ({trait}) has scores outside the range {g} "
+                      f"inferred from the training data ({', '.join(f'{s:g}' for s in outside[:5])}); "
+                      f"evaluating on {out[p]}. The model never predicts outside {g}: give the rubric's "
+                      "range with score_ranges= when training.")
     return out
 
 
@@ -211,9 +210,9 @@ def warn_if_prompts_pooled(train: Essays, cols: dict) -> None:
     if hints:
         lo, hi = min(train.scores[cols["traits"][0]]), max(train.scores[cols["traits"][0]])
         warn_user(f"{train.table.source}: no prompt column was given, so all {n} essays are scored as one "
-              f"prompt with one range ({lo:g}-{hi:g}), but " + "; ".join(hints)
-              + ". If the essays answer different prompts, pass prompt_column=... so each prompt is "
-              "scored on its own range.")
+                  f"prompt with one range ({lo:g}-{hi:g}), but " + "; ".join(hints)
+                  + ". If the essays answer different prompts, pass prompt_column=... so each prompt is "
+                  "scored on its own range.")
 
 
 def _group_spans(values, scores) -> list[float]:

@@ -137,8 +137,9 @@ class MiniLMHybrid:
     def _char_kw(self) -> dict:
         return {"analyzer": "char_wb", "ngram_range": (2, 5)}
 
-    def _views(self, m: dict, texts: list[str], E: np.ndarray, W=None, C=None) -> list:
-        S = _standardize(surface_features(texts), m["s_mean"], m["s_scale"])[0]
+    def _views(self, m: dict, texts: list[str], E: np.ndarray, W=None, C=None, S_raw=None) -> list:
+        S_raw = surface_features(texts) if S_raw is None else S_raw  # fit passes what it computed
+        S = _standardize(S_raw, m["s_mean"], m["s_scale"])[0]
         Z_all = _standardize(E, m["e_mean"], m["e_scale"])[0]
         h = self.embedder.encoder.config.hidden_size
         Z = Z_all[:, -h:]  # the final layer
@@ -164,9 +165,10 @@ class MiniLMHybrid:
                                            max_features=self.max_features)
             m["chars"], C = fit_vectorizer(tx, self.min_df + 1, max_features=self.char_max_features,
                                            **self._char_kw())
-            _, m["s_mean"], m["s_scale"] = _standardize(surface_features(tx))
+            S_raw = surface_features(tx)
+            _, m["s_mean"], m["s_scale"] = _standardize(S_raw)
             _, m["e_mean"], m["e_scale"] = _standardize(E)
-            fits = [_ridge_loo(X, y) for X in self._views(m, tx, E, W, C)]
+            fits = [_ridge_loo(X, y) for X in self._views(m, tx, E, W, C, S_raw)]
             m["coef"] = [f[0] for f in fits]
             m["intercept"] = [f[1] for f in fits]
             m["alpha"] = np.stack([f[2] for f in fits])  # (views, targets)

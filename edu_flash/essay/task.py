@@ -61,6 +61,7 @@ class _Prepared:
     val: tuple[list[str], dict[str, list[float]], list[str]] | None  # texts, scores per trait, prompts
     source: str
     n_val: int
+    val_grids: dict | None = None  # per trait: the grids validation is scored on (widened where it must be)
 
 
 class EssayScorer(Task):
@@ -135,8 +136,8 @@ class EssayScorer(Task):
         grids, given = D.fit_grids(tr, cols, score_ranges, self.score_grids() if continuing else None,
                                    self.state.get("given_ranges") if continuing else None)
         traits = cols["traits"]
-        for t in traits if va else []:  # validation data is scored like evaluation data
-            D.eval_grids(va, t, grids[t], given[t])
+        # validation data is scored like evaluation data
+        val_grids = {t: D.eval_grids(va, t, grids[t], given[t]) for t in traits} if va else None
         targets = [[grids[t][p].scale(tr.scores[t][i]) for t in traits] for i, p in enumerate(tr.prompts)]
         targets = [row[0] for row in targets] if len(traits) == 1 else targets
         # only now, with all data checked, does the task's state change
@@ -144,7 +145,7 @@ class EssayScorer(Task):
         self.state.update(columns={k: cols[k] for k in ("text", "score", "prompt", "subgroups")}, traits=traits,
                           score_ranges=ranges[traits[0]] if len(traits) == 1 else ranges, given_ranges=given)
         return _Prepared(tr.texts, targets, tr.prompts, (va.texts, va.scores, va.prompts) if va else None,
-                         train.source, len(val) if val is not None else 0)
+                         train.source, len(val) if val is not None else 0, val_grids)
 
     def _describe_data(self, prep: _Prepared) -> dict:
         from collections import Counter
@@ -215,7 +216,7 @@ class EssayScorer(Task):
             def validate(model):
                 scaled = M.predict_scaled(model, self.tokenizer, vt, max_length=hp.max_length,
                                           batch_size=hp.predict_batch_size, precision=hp.precision)
-                return self._metrics(vs, self._unscaled(scaled, vp), vp)
+                return self._metrics(vs, self._unscaled(scaled, vp), vp, grids=prep.val_grids)
 
         return TrainJob(model=self.model, train=train, collate=lambda ex: M.collate(ex, pad), loss=loss,
                         lengths=[len(x) for x in ids], validate=validate, monitor="qwk_avg", mode="max")
@@ -288,16 +289,11 @@ class EssayScorer(Task):
         out = list(raw.values())[0] if len(raw) == 1 else [dict(zip(raw, vals)) for vals in zip(*raw.values())]
         return out[0] if single else out
 
-    def _metrics(self, human: dict, machine_raw: dict, prompts, groups: dict | None = None, grids=None,
+    def _metrics(self, human: dict, machine_raw: dict, prompts, groups: dict | None = None, *, grids: dict,
                  **kw) -> dict:
-        """Metrics per trait (their mean at the top for several); grids=None: the trained grids,
-        widened where a human score lies outside an inferred range (validation during training)."""
+        """Metrics per trait (their mean at the top for several), on `grids` (per trait: D.eval_grids)."""
         from . import evaluation
 
-        if grids is None:
-            given = self.state.get("given_ranges", {})
-            grids = {t: D.eval_grids(D.Essays([], human, list(prompts), None), t, g, given.get(t, []), warn=False)
-                     for t, g in self.score_grids().items()}
         kw.setdefault("bootstrap", 0)
         per = {t: evaluation.essay_metrics(human[t], machine_raw[t], prompts, grids[t], groups, **kw)
                for t in self.traits}
@@ -331,7 +327,7 @@ class EssayScorer(Task):
         grids = {t: D.eval_grids(scored, t, trained[t], given.get(t, [])) for t in self.traits}
         groups = {c: table.df[c].tolist() for c in cols["subgroups"]}
         machine = self._unscaled(self._predict_scaled(ess.texts, ess.prompts, precision), ess.prompts)
-        metrics = self._metrics(human, machine, ess.prompts, groups, grids, min_group_size=min_group_size,
+        metrics = self._metrics(human, machine, ess.prompts, groups, grids=grids, min_group_size=min_group_size,
                                 bootstrap=bootstrap, seed=seed)
         from . import evaluation
 
