@@ -105,7 +105,6 @@ TOPIC_RULES = [  # first match wins; a problem with no match is "counting"
                          r"bought|sells?|sold|profit|saves?|saved|salary|wages?)\b", re.I)),
 ]
 DEFAULT_TOPIC = "counting"
-TOPICS = tuple(t for t, _ in TOPIC_RULES) + (DEFAULT_TOPIC,)
 
 
 def infer_topic(problem: str) -> str:

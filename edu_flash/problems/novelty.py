@@ -19,7 +19,7 @@ from typing import Iterable
 from . import quantities as Q
 from .evaluation import NgramIndex
 from .lexicon import OBJECT_WORDS, name_gender
-from .verify import STEP, parse_number
+from .verify import parse_number
 
 _NUMBER = re.compile(r"\$?\d[\d,]*(?:\.\d+)?%?|\.\d+%?")
 _CAPITALISED = re.compile(r"(?<=[a-z,;] )[A-Z][a-z]+")
@@ -50,18 +50,15 @@ def graph_signature(problem: str, solution: str) -> int | None:
     for m in Q.mentions(problem):
         order.setdefault(m.value, f"Q{len(order) + 1}")
     results, shapes = [], []
-    for expr, written in STEP.findall(solution):
+    for expr, value in Q.steps(solution):
         def name(m: re.Match) -> str:
-            try:
-                v = parse_number(m.group(0))
-            except ValueError:
-                return m.group(0)
+            v = parse_number(m.group(0))
             back = [len(results) - k for k, r in enumerate(results) if r == v]
             if back:
                 return f"R-{back[-1]}"
             return order.get(v, m.group(0))
         shapes.append(re.sub(r"\s+", "", re.sub(r"\d+(?:\.\d+)?|\.\d+", name, expr)))
-        results.append(parse_number(written))
+        results.append(value)
     return _hash("|".join(shapes)) if shapes else None
 
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .verify import MAX_LITERAL_DIGITS, STEP, parse_number
+from .verify import _NUM_COMMA, MAX_LITERAL_DIGITS, STEP, parse_number
 
 # digits with thousands separators or decimals; letters may follow ("220km", "6x5") but not an
 # ordinal suffix ("4th"); in problems, "a/b" is one fraction rather than two numbers
@@ -72,7 +72,7 @@ def fraction_mentions(text: str) -> list[Fraction]:
 
 def literals(expr: str) -> list[Fraction]:
     """The number literals of a step expression ("1,000 * 20%" -> [1000, 20])."""
-    t = re.sub(r"(?<=\d),(?=\d{3}\b)", "", expr)
+    t = _NUM_COMMA.sub("", expr)
     return [Fraction(x) for x in _LITERAL.findall(t) if sum(c.isdigit() for c in x) <= MAX_LITERAL_DIGITS]
 
 

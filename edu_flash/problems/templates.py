@@ -23,7 +23,7 @@ from . import quantities as Q
 from .lexicon import COMPOUND_NEXT, NUMBER_WORDS, OBJECT_GROUPS, OBJECT_WORDS, infer_topic, known_constant, name_gender
 from .usability import check_problem
 from .calculator import format_value
-from .verify import ERRORS, FINAL, STEP, _clean, parse_number, safe_eval, verify_solution, visible_expression
+from .verify import FINAL, STEP, _clean, parse_number, safe_eval, verify_solution, visible_value
 
 _EXPR_LITERAL = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?|\.\d+)(?![\d.])")
 _PLAIN_EXPR = re.compile(r"^[\d\s.+\-*/()]+$")
@@ -197,14 +197,11 @@ def annotate_text_steps(solution: str) -> str:
     inserts = []
     for m in _TEXT_RESULT.finditer(masked):
         start = max(masked.rfind("\n", 0, m.start()) + 1, masked.rfind("  ", 0, m.start()))
-        expr = visible_expression(masked[start:m.start() + 1])
+        found = visible_value(masked[start:m.start() + 1])
         value = parse_number(m.group(1))
-        if expr is None or value is None or "<<" in solution[m.start():m.start(1)]:
+        if found is None or value is None or "<<" in solution[m.start():m.start(1)]:
             continue
-        try:
-            ok = safe_eval(expr) == value
-        except ERRORS:
-            ok = False
+        expr, ok = found[0], found[1] == value
         plain = re.sub(r"\s+", "", _clean(expr))
         if ok and _PLAIN_EXPR.match(plain):
             inserts.append((m.start(1), f"<<{plain}={format_value(value)}>>"))

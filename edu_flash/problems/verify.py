@@ -174,6 +174,12 @@ def visible_expression(before: str) -> str | None:
     """The arithmetic a student reads right before `= <<...>>` ("48/2", "24 bottles * 1/3" -> "24 * 1/3"),
     or None when the text there is prose, a lone number ("20% of 50 ="), a mixed number ("1 and 1/4")
     or anything else that does not read as one expression."""
+    found = visible_value(before)
+    return None if found is None else found[0]
+
+
+def visible_value(before: str) -> tuple[str, Fraction] | None:
+    """visible_expression and its value (it is evaluated to be recognised; callers need not again)."""
     text = before.rstrip().rstrip("$").rstrip()
     if not text.endswith("="):
         return None
@@ -210,17 +216,16 @@ def visible_expression(before: str) -> str | None:
         return None
     expr = " ".join(reversed(out))
     try:
-        safe_eval(expr)
+        return expr, safe_eval(expr)
     except ERRORS:
         return None
-    return expr
 
 
 def visible_errors(solution: str) -> list[str]:
     """Disagreements between each annotation and the arithmetic written around it."""
     errors, prev = [], 0
     for i, m in enumerate(STEP.finditer(solution), 1):
-        expr, written = m.group(1), m.group(2).strip()
+        written = m.group(2).strip()
         start = max(prev, solution.rfind("\n", 0, m.start()) + 1)
         prev = m.end()
         value = parse_number(written)
@@ -232,11 +237,12 @@ def visible_errors(solution: str) -> list[str]:
         elif parse_number(after.group(1) + after.group(2)) != value:
             errors.append(f"step {i}: the text says {after.group(1) + after.group(2)} where the step computes "
                           f"{written}")
-        shown = visible_expression(solution[start:m.start()])
-        if shown is None:
+        found = visible_value(solution[start:m.start()])
+        if found is None:
             continue
+        shown, value_shown = found
         try:  # "0.6 x 100% = 60%": a trailing "x 100%" converts to a percentage
-            seen = [safe_eval(shown), *([safe_eval(shown.replace("%", ""))] if "%" in shown else [])]
+            seen = [value_shown, *([safe_eval(shown.replace("%", ""))] if "%" in shown else [])]
         except ERRORS:
             continue
         if not any(_matches(v, written, value) for v in seen):
