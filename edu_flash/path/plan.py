@@ -48,12 +48,13 @@ def plan(sim: Sim, hist: Hist, cands: np.ndarray, goal: list[int], steps: int, p
         j = int(np.argmax(score))
         item, p = int(rows[0, j]), tree.p[:, j]
         hyps = [extend(h, item, r) for h in rolls for r in (1.0, 0.0)]
-        step = 0.0   # the expected change of each goal skill, averaged like the planner's gain
-        for m in judges(sim):
+        step, members = 0.0, judges(sim)   # the expected change of each goal skill, averaged like the planner's gain
+        for m in members:
             pm = m.probs(rolls, np.array([item]))                       # [S, 1]
             after = m.mastery(hyps, goal)                               # [2S, G]
-            step = step + (pm * after[0::2] + (1 - pm) * after[1::2] - m.mastery(rolls, goal)).mean(0)
-        skill_m = skill_m + step / len(judges(sim))
+            before = m_now if m is sim else m.mastery(rolls, goal)     # rolls are unchanged since m_now
+            step = step + (pm * after[0::2] + (1 - pm) * after[1::2] - before).mean(0)
+        skill_m = skill_m + step / len(members)
         out["steps"].append({"step": t + 1, "item": item, "p_correct": float(p.mean()), "expected_gain": float(gain[j]),
                              "skill_mastery": skill_m.copy()})
         rolls = [extend(h, item, float(u < q)) for h, u, q in zip(rolls, rng.random(samples), p)]

@@ -194,6 +194,10 @@ class Planner:
     mastered: float | None = 0.95
     fresh: int = 10     # an item answered in the last `fresh` responses waits while its skill has another
 
+    def oracle(self) -> "Planner":
+        """The same search with nothing excluded: what evaluate_paths' oracle runs on the student itself."""
+        return Planner(self.depth, self.beam, None, 0)
+
     def open_mask(self, sim: Sim, hists: list[Hist], cands: list[np.ndarray], goals: list[list[int]]) -> list:
         """Per history, False for an item whose goal skills are all at `mastered` or above."""
         if self.mastered is None:

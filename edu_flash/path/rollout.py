@@ -50,7 +50,7 @@ def choose(policy: str, planner: Planner, rec: Sim, stu: Sim, rec_h: list[Hist],
     if policy == "recommender":
         return planner.choose(rec, rec_h, cands, goals, remaining=remaining)
     if policy == "oracle":
-        return Planner(planner.depth, planner.beam, None, 0).choose(stu, stu_h, cands, goals, remaining=remaining)
+        return planner.oracle().choose(stu, stu_h, cands, goals, remaining=remaining)
     if policy == "random":
         return [int(c[min(int(pick[i] * len(c)), len(c) - 1)]) for i, c in enumerate(cands)]
     if policy == "easiest-first":

@@ -79,7 +79,7 @@ def cross_oracles(rec, path_df, students: dict, base: dict, *, n_boot: int = 200
     evaluate_paths result with random and oracle, from the same students, goals and draws
     (paths_kwargs: the arguments it was run with)."""
     from .paths import evaluate_paths, planner, student_sim
-    from .policy import Ensemble, Planner
+    from .policy import Ensemble
 
     v = rec.state["vocab"]
     logs, _ = D.read_logs(read_table(path_df, name="path students"), rec._cols(), vocab=v, unknown="skip")
@@ -89,7 +89,7 @@ def cross_oracles(rec, path_df, students: dict, base: dict, *, n_boot: int = 200
         plans["all exact models, averaged"] = Ensemble(list(own.values()), "mean")
         plans["all exact models, minimax regret"] = Ensemble(list(own.values()), "regret")
     pl = planner(rec)
-    search = Planner(pl.depth, pl.beam, None, 0)          # exactly the oracle baseline's search
+    search = pl.oracle()          # exactly the oracle baseline's search
     out = {}
     for name, model in plans.items():
         o = evaluate_paths(rec, logs, students, policies=[], plan_with=(model, search), n_boot=n_boot, seed=seed,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.data import read_table
-from ..core.errors import ConfigError, DataError
+from ..core.errors import ConfigError
 from ..core.hparams import TrainHParams, bounded, choice
 from ..core.registry import Backbone
 from ..core.task import Task
