@@ -89,7 +89,7 @@ def source_names(names: list[str], dynamic: list[str]) -> dict[str, str]:
     return out
 
 
-def summary(unit: str, D: np.ndarray, dynamic: list[str], channels: list[str], week: int) -> list[str]:
+def summary(unit: str, D: np.ndarray, dynamic: list[str], channels: list[str]) -> list[str]:
     """What a tutor reads for an "activity" / "assessments" unit, per student (rows of D)."""
     col = {n: D[:, j] for j, n in enumerate(dynamic)}
 

@@ -91,7 +91,7 @@ class Inference:
             pop = panel.population(w)
             logit = np.full(len(pop), np.nan)
             logit[pop] = self.model.logit(X[pop])
-            out = {"pop": pop, "logit": logit, "dynamic": D, "panel": panel, "week": w}
+            out = {"pop": pop, "logit": logit, "dynamic": D, "panel": panel}
             if explain:
                 C, _ = self.model.contributions(X[pop])
                 ref = self.state.get("reference", {}).get(str(w))
@@ -109,7 +109,7 @@ class Inference:
         pop = panel.population(w)
         logit = np.full(len(pop), np.nan)
         s, st = self._scale(seq[pop], static[pop])
-        out = {"pop": pop, "logit": logit, "dynamic": panel.dynamic(w), "panel": panel, "week": w}
+        out = {"pop": pop, "logit": logit, "dynamic": panel.dynamic(w), "panel": panel}
         with self._threads():
             logit[pop] = logits_at(self.model, s, st)[:, -1] - self.state["shift"]
             if explain:
@@ -133,7 +133,7 @@ class Inference:
         one = lambda g: ([_show(v) for v in scored["dynamic"][pop, dyn[g]].tolist()] if g in dyn  # noqa: E731
                          else [_show(v) for v in norm.students[g].to_numpy()[pop].tolist()] if g in norm.students
                          else [""] * int(pop.sum()))
-        units = {u: summary(u, scored["dynamic"][pop], d.dynamic_names, d.channels, scored["week"])
+        units = {u: summary(u, scored["dynamic"][pop], d.dynamic_names, d.channels)
                  for u in (ACTIVITY, ASSESSMENTS) if u in names}
         members = {p: one(p) for g in names if g not in units for p in g.split(JOIN)}
         return {g: units[g] if g in units else join_values(members, g) for g in names}
