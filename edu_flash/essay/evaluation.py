@@ -59,7 +59,8 @@ class _Bootstrap:
     def __init__(self, n_samples: int, seed: int):
         self.n, self.seed = n_samples, seed
 
-    def intervals(self, h, m, prompts, grids) -> dict:
+    def intervals(self, h, m, prompts, grids, *, per_prompt_avg: bool = True) -> dict:
+        """qwk_ci, smd_ci and (per_prompt_avg) qwk_avg_ci, the mean of per-prompt QWKs per resample."""
         blocks = list(dict.fromkeys(prompts))
         sizes = [sum(1 for q in prompts if q == p) for p in blocks]
         hs, ms = _smd_scale(h, m, prompts, grids)
@@ -68,10 +69,11 @@ class _Bootstrap:
         for s in M.bootstrap_indices(prompts, self.n, self.seed):  # column blocks follow `blocks`
             pooled.append(M.qwk_samples(h[s], m[s]))
             smd.append(M.smd_samples(hs[s], ms[s]))
-            per_prompt.append(np.mean([M.qwk_samples(h[s[:, a:b]], m[s[:, a:b]]) for a, b in zip(cuts, cuts[1:])],
-                                      axis=0))
-        return {"qwk_ci": M.interval(np.concatenate(pooled)), "qwk_avg_ci": M.interval(np.concatenate(per_prompt)),
-                "smd_ci": M.interval(np.concatenate(smd))}
+            if per_prompt_avg:
+                per_prompt.append(np.mean([M.qwk_samples(h[s[:, a:b]], m[s[:, a:b]])
+                                           for a, b in zip(cuts, cuts[1:])], axis=0))
+        avg = {"qwk_avg_ci": M.interval(np.concatenate(per_prompt))} if per_prompt_avg else {}
+        return {"qwk_ci": M.interval(np.concatenate(pooled)), **avg, "smd_ci": M.interval(np.concatenate(smd))}
 
 
 def essay_metrics(human, machine_raw, prompts, grids: dict, groups: dict | None = None, *,
@@ -114,8 +116,7 @@ def essay_metrics(human, machine_raw, prompts, grids: dict, groups: dict | None 
                 res = {"n": len(idx), "qwk": M.qwk(h[idx], m[idx], pooled.lo, pooled.hi, pooled.step),
                        "smd": M.smd(gh, gm)}
                 if boot:
-                    ci = boot.intervals(h[idx], m[idx], gp, grids)
-                    res.update(qwk_ci=ci["qwk_ci"], smd_ci=ci["smd_ci"])
+                    res.update(boot.intervals(h[idx], m[idx], gp, grids, per_prompt_avg=False))
                 out["subgroups"][col][g] = res
     return out
 
