@@ -278,7 +278,8 @@ def _size(obj) -> int | str | None:
         return None
 
 
-def _comparison_markdown(recipe: Recipe, board, splits, command: str) -> str:
+def _comparison_markdown(recipe: Recipe, board, splits, command: str, others: list[str]) -> str:
+    """others: the backbones below the best whose own cards are published under backbones/."""
     from .core.card import md_table
     from .leaderboard import _folder_name
 
@@ -302,8 +303,6 @@ def _comparison_markdown(recipe: Recipe, board, splits, command: str) -> str:
                            "protocol": r.get("protocol", ""), "citation": r["citation"]}
                           for r in recipe.reference_results])]
     out += [f"- {n}" for n in recipe.notes]
-    others = [b for b, e in zip(board["backbone"], board["error"] if "error" in board else [None] * len(board))
-              if e != e or e is None][1:]
     if others:
         out.append("The other backbones' own cards (their evaluation, examples and settings) are published beside "
                    "this one: " + ", ".join(f"`backbones/{_folder_name(b)}.md`" for b in others) + ".")
@@ -338,7 +337,9 @@ def bench(recipe: Recipe | str | os.PathLike, *, data_root: str | os.PathLike = 
     if ok.empty:
         raise ConfigError(f"every backbone failed:\n{board[['backbone', 'error']].to_string(index=False)}")
     command = command or f"edu-flash bench {recipe.path.as_posix()}" + (" --quick" if quick else "")
-    section = _comparison_markdown(recipe, board, splits, command)
+    cards = {name: Path(d) / "README.md" for d, name in zip(ok["model_dir"].iloc[1:], ok["backbone"].iloc[1:])
+             if (Path(d) / "README.md").exists()}   # every other backbone's own card, published beside the best
+    section = _comparison_markdown(recipe, board, splits, command, list(cards))
     best = cls.from_pretrained(ok.iloc[0]["model_dir"])
     best.card.add_section("Backbone comparison", section)
     if recipe.report:
@@ -349,10 +350,9 @@ def bench(recipe: Recipe | str | os.PathLike, *, data_root: str | os.PathLike = 
         for f in Path(ok.iloc[0]["model_dir"]).iterdir():
             if f.suffix in (".png", ".md"):
                 shutil.copy2(f, tmp / f.name)
-        for model_dir, name in zip(ok["model_dir"].iloc[1:], ok["backbone"].iloc[1:]):  # every backbone's own card
-            if (Path(model_dir) / "README.md").exists():
-                (tmp / "backbones").mkdir(exist_ok=True)
-                shutil.copy2(Path(model_dir) / "README.md", tmp / "backbones" / f"{_folder_name(name)}.md")
+        for name, card in cards.items():
+            (tmp / "backbones").mkdir(exist_ok=True)
+            shutil.copy2(card, tmp / "backbones" / f"{_folder_name(name)}.md")
         board.drop(columns=[c for c in ("model_dir",) if c in board]).to_csv(tmp / "leaderboard.csv", index=False)
         (tmp / "leaderboard.md").write_text(f"# {recipe.title}\n\n{section}\n", encoding="utf-8")
         from .leaderboard import plot_leaderboard
