@@ -110,7 +110,7 @@ def test_essay_scorer_early_stopping_restores_best(essays, tiny_encoder, tmp_pat
                     lr=1e-3, precision="32")
     script, snaps = [0.2, 0.5, 0.1, 0.9], []
 
-    def scripted(human, machine, prompts, groups=None):
+    def scripted(human, machine, prompts, groups=None, **kw):  # kw: the grids validation is scored on
         snaps.append({k: v.detach().clone() for k, v in s.model.state_dict().items()})
         return {"qwk_avg": script[len(snaps) - 1], "qwk": 0.0}
 
