@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.metrics import cohen_kappa_score
 
-from edu_flash import EssayScorer, NotFittedError
+from edu_flash import ConfigError, EssayScorer, NotFittedError
 
 
 # ---------------------------------------------------------------------------------------------- predict
@@ -30,6 +30,18 @@ def test_predict_list_and_dataframe_return_lists(trained):
     # a DataFrame with no prompt column takes prompt= for every row
     assert s.predict(test[["essay"]].iloc[:5], prompt="2") == by_list
     assert s.predict(tuple(texts[:5]), prompt="2") == by_list
+
+
+def test_predict_takes_one_prompt_per_essay_as_a_list(trained):
+    s, test = trained.scorer, trained.test.iloc[:8]
+    texts, prompts = test["essay"].tolist(), test["prompt"].tolist()
+    assert len(set(prompts)) > 1
+    assert s.predict(texts, prompt=prompts) == s.predict(test)
+    assert s.predict(texts, prompt=test["prompt"]) == s.predict(test)  # a Series too
+    with pytest.raises(ConfigError, match="list of 7 prompts for 8 essay"):
+        s.predict(texts, prompt=prompts[:7])
+    with pytest.raises(ConfigError, match="prompt_column="):
+        s.predict(test[["essay"]], prompt=prompts)
 
 
 def test_predict_from_a_file_path_and_renamed_columns(trained, tmp_path):

@@ -262,7 +262,8 @@ class EssayScorer(Task):
     def predict(self, inputs, *, prompt=None, rounded: bool = True, precision: str | None = None,
                 text_column: str | None = None, prompt_column: str | None = None, runtime: str = "torch"):
         """One essay -> one score (a dict of scores for a model of several traits); a list of essays,
-        a DataFrame, a path or records -> a list of them.
+        a DataFrame, a path or records -> a list of them. `prompt=` is one prompt for all, or (with a
+        list of essays) a list of one prompt per essay.
 
         Scores are mapped back to the prompt's range and rounded to its grid, halves upward
         (rounded=False: unrounded, still clipped into the range), whatever the runtime.
@@ -272,9 +273,20 @@ class EssayScorer(Task):
         self._require_fitted()
         single = isinstance(inputs, str) and not _is_data_file(inputs)
         cols = D.columns(self.state.get("columns", {}), text_column, None, prompt_column)
+        per_essay = not isinstance(prompt, str) and hasattr(prompt, "__len__")  # a list: one prompt per essay
         if single or (isinstance(inputs, (list, tuple)) and all(isinstance(x, str) for x in inputs)):
             texts = [inputs] if single else list(inputs)
-            table = read_table([{cols["text"]: t} for t in texts], name="predict input")
+            if per_essay:
+                prompt = list(prompt)
+                if single or len(prompt) != len(texts):
+                    raise ConfigError(f"prompt= is a list of {len(prompt)} prompts for {len(texts)} essay(s): give "
+                                      "one prompt per essay, or one prompt for all")
+                cols["prompt"] = cols["prompt"] or "prompt"
+            table = read_table([{cols["text"]: t, **({cols["prompt"]: q} if per_essay else {})}
+                                for t, q in zip(texts, prompt if per_essay else texts)], name="predict input")
+        elif per_essay:
+            raise ConfigError("prompt= as a list goes with a list of essays; a table names its prompt column with "
+                              "prompt_column=")
         else:
             table = read_table(inputs, name="predict input")
         has_col = cols["prompt"] is not None and cols["prompt"] in table.df.columns
