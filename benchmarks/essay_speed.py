@@ -45,14 +45,11 @@ and how many rounded scores agree). Training rows: essay_speed_train.py.
 from __future__ import annotations
 
 import argparse
-import csv
-import dataclasses
 import math
 import os
 import platform
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 from asap import ASAP_RANGES, read_asap

@@ -124,7 +124,7 @@ def test_dropout_predictor_export_matches_predict(tmp_path):
         assert np.max(np.abs(active["risk"].to_numpy() - risk[:, -1])) < 1e-4
     folder = m.save_pretrained(tmp_path / "model")
     code = ("from edu_flash import DropoutPredictor\n"
-            f"data = DropoutPredictor.builtin_data(seed=0).test\n" + _snippet(m).replace("path/to/model", str(folder))
+            "data = DropoutPredictor.builtin_data(seed=0).test\n" + _snippet(m).replace("path/to/model", str(folder))
             + "\nprint(json.dumps([float(x) for x in risk]))")
     got = json.loads(_run(code, tmp_path))
     pred = m.predict(data.test, week=6, top_k=0)

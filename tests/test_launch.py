@@ -24,7 +24,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from dist_helpers import COLS, EVENTS_ENV, HANG_ENV, HP, STOP_ENV, ProbeScorer, tiny_encoder  # noqa: E402
 
-from edu_flash import ConfigError, DistributedError  # noqa: E402
+from edu_flash import DistributedError  # noqa: E402
 from edu_flash.core.launch import _new_handoff, clean_stale_handoffs  # noqa: E402
 
 HELPERS = str(Path(__file__).parent)

@@ -242,8 +242,6 @@ def _row_lines(path: Path, df, fmt: str, encoding: str | None) -> list[int] | No
 
 def read_table(data: Any, *, name: str = "data", split: str = "train") -> Table:
     """Any supported input -> Table. `split` picks the part of a DatasetDict."""
-    import pandas as pd
-
     if isinstance(data, Table):
         return data
     if isinstance(data, (str, os.PathLike)):

@@ -143,9 +143,6 @@ class Inference:
         student, week, risk, flagged (risk >= threshold), status and top_features: the `top_k` features
         pushing the risk up most, as "name=value (+log-odds)". Students not in the population at that
         week (already unregistered, or not registered yet) get status and no risk."""
-        import numpy as np
-        import pandas as pd
-
         self._require_fitted()
         norm, _ = self._read(students, activity, assessments, columns, need_label=False, name="predict input")
         return self._predict_norm(norm, self._week(week), top_k)

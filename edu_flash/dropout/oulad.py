@@ -48,7 +48,6 @@ def load_oulad(folder: str | os.PathLike, *, activity: str = "auto", vle: str | 
     the first of VLE_CANDIDATES in the folder). `presentations`: e.g. ["AAA-2013J"].
     `score_delay_days`: OULAD has no marking date, so a score counts as known this many days after
     submission (0: on the submission day)."""
-    import numpy as np
     import pandas as pd
 
     if activity not in ("auto", "none"):

@@ -33,11 +33,11 @@ def format_value(v: Fraction, max_decimals: int = 4) -> str:
         return str(v.numerator)
     for d in range(1, max_decimals + 1):
         if (v * 10 ** d).denominator == 1:
-            return _exact_decimal(v, d)
-    return _exact_decimal(v, 2, strip=False)  # "0.00", "3.30": the decimals written say it is rounded
+            return exact_decimal(v, d)
+    return exact_decimal(v, 2, strip=False)  # "0.00", "3.30": the decimals written say it is rounded
 
 
-def _exact_decimal(v: Fraction, d: int, strip: bool = True) -> str:
+def exact_decimal(v: Fraction, d: int, strip: bool = True) -> str:
     """v rounded to d decimals, written from integers (no float: exact at any size)."""
     scaled = round(v * 10 ** d)
     sign, scaled = ("-" if scaled < 0 else ""), abs(scaled)

@@ -19,7 +19,7 @@ import random
 import re
 from fractions import Fraction
 
-from .calculator import format_value
+from .calculator import exact_decimal, format_value
 from .lexicon import OBJECT_GROUPS, names_of
 from .verify import ERRORS, UnsafeExpression, evaluate, parse_expression
 
@@ -98,8 +98,7 @@ def _fmt(v: Fraction, slot: dict) -> str:
         text = in_words(int(v))
         return text[0].upper() + text[1:] if slot["w"] == "cap" else text
     if "d" in slot:
-        scaled = round(v * 10 ** slot["d"])
-        text = f"{scaled // 10 ** slot['d']}.{scaled % 10 ** slot['d']:0{slot['d']}d}"
+        text = exact_decimal(v, slot["d"], strip=False)
     else:
         text = format_value(v)
     if slot.get("c") and abs(v) >= 1000:
