@@ -107,3 +107,19 @@ def test_a_hybrid_saved_before_layer_views_loads_and_predicts_the_same(hybrid, e
     assert back.views == ("words", "chars", "embedding") and back.embedder.layers is None
     np.testing.assert_array_equal(back.predict(test["essay"].tolist(), test["prompt"].tolist()),
                                   old.predict(test["essay"].tolist(), test["prompt"].tolist()))
+
+
+def test_a_long_essay_is_chunked_without_the_tokenizers_truncation_warning(hybrid, caplog):
+    """The hybrid reads the whole essay in 256-token chunks: transformers' "longer than the maximum
+    sequence length ... will result in indexing errors" is false here and must not reach the user."""
+    import logging
+
+    long_essay = " ".join(["Computers help students learn because they can practise at home."] * 80)
+    tf = logging.getLogger("transformers")  # it does not propagate: listen to it directly
+    tf.addHandler(caplog.handler)
+    try:
+        v = hybrid.predict(long_essay, prompt=hybrid._prompts()[0])
+    finally:
+        tf.removeHandler(caplog.handler)
+    assert isinstance(v, float)
+    assert not [r for r in caplog.records if "sequence length" in r.getMessage()]

@@ -63,8 +63,8 @@ class ChunkEmbedder:
 
         tok = self.tokenizer
         body = self.chunk_tokens - 2
-        chunks, owner = [], []
-        for i, ids in enumerate(tok(list(texts), add_special_tokens=False)["input_ids"]):
+        chunks, owner = [], []  # verbose=False: the whole essay is chunked below, nothing is cut
+        for i, ids in enumerate(tok(list(texts), add_special_tokens=False, verbose=False)["input_ids"]):
             ids = ids or [tok.unk_token_id]
             for s in range(0, len(ids), body):
                 chunks.append([tok.cls_token_id, *ids[s:s + body], tok.sep_token_id])
