@@ -26,7 +26,7 @@ from asap import ASAP_RANGES
 from essay_asap import load_asap, load_fold, resolve_data
 
 FINETUNED = "all-MiniLM-L6-v2"
-WEIGHTS = [round(w, 1) for w in np.arange(0, 1.01, 0.1)]
+WEIGHTS = [round(float(w), 1) for w in np.arange(0, 1.01, 0.1)]
 
 
 def parse_args(argv=None):
