@@ -33,10 +33,13 @@ import argparse
 import json
 import os
 import platform
-import resource
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
+
+from kt_peers import EduKTMDKT, Juno, cpu_s, run_peer
 
 
 def parse_args(argv=None):
@@ -63,14 +66,12 @@ def parse_args(argv=None):
     p.add_argument("--policy", default="{}", help='JSON planner settings, e.g. {"plan_depth": 1}')
     p.add_argument("--cross", action="store_true", help="also plan with each simulated student's own model "
                    "(its oracle) and with all three together, and score those plans under every simulated student")
+    p.add_argument("--halves", action="store_true", help="also score the variants on two seeded halves of the "
+                   "path students: a selection half (to choose a default on) and a report half")
+    p.add_argument("--halves-seed", type=int, default=1)
     p.add_argument("--variants", default="[]", help="JSON list of other planner settings, each run as the "
                    "recommender only and compared with the same baselines (same students, goals and draws)")
     return p.parse_args(argv)
-
-
-def cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def run_backbone(name, train_path, test_path, args, overrides):
@@ -92,7 +93,6 @@ def run_backbone(name, train_path, test_path, args, overrides):
 
 def skill_mean(train_logs, test_logs, n_items):
     """Reference: each skill's training correct rate as the prediction."""
-    import numpy as np
     from sklearn.metrics import roc_auc_score
 
     s, c = np.zeros(n_items + 1), np.zeros(n_items + 1)
@@ -106,131 +106,9 @@ def skill_mean(train_logs, test_logs, n_items):
             "acc": float(((p >= .5) == (y == 1)).mean()), "responses": int(len(y))}
 
 
-# ------------------------------------------------------------------------------ peers
-class Peer:
-    """Window encoding, early stopping and scoring around a peer's own model and training loop."""
-
-    def __init__(self, name, n_skills, window=200):
-        self.name, self.n, self.window = name, n_skills, window
-
-    def onehot(self, items, resp, correct_first: bool):
-        import torch
-
-        x = torch.zeros(len(items), 2 * self.n)
-        s = torch.as_tensor(items - 1)
-        r = torch.as_tensor(resp).long()
-        # juno: [correct one-hot | wrong one-hot]; EduKTM: index skill + correct * n
-        off = (1 - r) * self.n if correct_first else r * self.n
-        x[torch.arange(len(items)), s + off] = 1
-        return x
-
-    def probs(self, logs):
-        """Same windows and scored positions as edu-flash's evaluation."""
-        import numpy as np
-        import torch
-
-        from edu_flash.path.data import eval_windows
-
-        ys, ps = [], []
-        with torch.inference_mode():
-            for it, c in zip(logs.items, logs.correct):
-                for a, e, f in eval_windows(len(it), self.window, self.window // 2):
-                    out = self.forward(self.onehot(it[a:e], c[a:e], self.correct_first))  # [L, n]
-                    idx = torch.arange(f - a, e - a)
-                    ps.append(out[idx - 1, torch.as_tensor(it[a:e][f - a:] - 1)].numpy())
-                    ys.append(c[f:e])
-        return np.concatenate(ys), np.concatenate(ps)
-
-
-class Juno(Peer):
-    correct_first = True
-
-    def __init__(self, n_skills, hidden=200, batch_size=64, lr=2e-3):
-        super().__init__("juno-dkt", n_skills)
-        from juno_dkt import DKT
-
-        self.model = DKT(n_hidden=hidden, batch_size=batch_size, lr=lr)
-
-    def epoch(self, windows):
-        import contextlib
-        import io
-
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            self.model.fit(self.batches(windows), n_iter=1)
-
-    def batches(self, windows):
-        return [self.onehot(i, r, True) for i, r in windows]
-
-    def forward(self, x):
-        self.model.eval()
-        return self.model(x.unsqueeze(1))[:, 0]
-
-
-class EduKTMDKT(Peer):
-    correct_first = False
-
-    def __init__(self, n_skills, hidden=200, batch_size=64, lr=2e-3):
-        super().__init__("EduKTM DKT", n_skills)
-        from EduKTM import DKT
-
-        self.model, self.bs, self.lr = DKT(n_skills, hidden, 1), batch_size, lr
-
-    def epoch(self, windows):
-        import contextlib
-        import io
-        import random
-
-        import torch
-
-        order = list(range(len(windows)))
-        random.Random(len(windows)).shuffle(order)
-        loader = [torch.nn.utils.rnn.pad_sequence([self.onehot(*windows[j], False) for j in order[k:k + self.bs]],
-                                                  batch_first=True) for k in range(0, len(order), self.bs)]
-        self.model.dkt_model.train()
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            self.model.train(loader, epoch=1, lr=self.lr)
-
-    def forward(self, x):
-        self.model.dkt_model.eval()
-        return self.model.dkt_model(x.unsqueeze(0))[0]
-
-
-def run_peer(cls, train, val, test, n_skills, args):
-    import numpy as np
-    from sklearn.metrics import roc_auc_score
-
-    from edu_flash.path.data import train_windows
-
-    peer = cls(n_skills)
-    windows = train_windows(train, 200)
-    best, bad, epochs, state = -1.0, 0, 0, None
-    t0, c0 = time.perf_counter(), cpu_s()
-    import copy
-
-    net = peer.model if isinstance(peer, Juno) else peer.model.dkt_model
-    for ep in range(args.peer_max_epochs):
-        peer.epoch(windows)
-        epochs += 1
-        y, p = peer.probs(val)
-        auc = roc_auc_score(y, p)
-        if auc > best:
-            best, bad, state = auc, 0, copy.deepcopy(net.state_dict())
-        else:
-            bad += 1
-            if bad >= args.patience:
-                break
-    train_s, train_cpu = time.perf_counter() - t0, cpu_s() - c0
-    net.load_state_dict(state)
-    y, p = peer.probs(test)
-    return {"model": peer.name, "auc": float(roc_auc_score(y, p)), "acc": float(((p >= .5) == (y == 1)).mean()),
-            "rmse": float(np.sqrt(((p - y) ** 2).mean())), "responses": int(len(y)), "train_s": round(train_s, 1),
-            "train_cpu_s": round(train_cpu, 1), "epochs": epochs, "best_val_auc": best}
-
-
 # ------------------------------------------------------------------------------ simulated paths
 def run_paths(args):
     """The policy comparison of issue 13 (see the module docstring), staged and resumable."""
-    import numpy as np
 
     from edu_flash import PathRecommender
     from edu_flash.path.stats import fmt
@@ -300,39 +178,57 @@ def set_policy(rec, settings: dict, train_path):
 
 
 def variants(rec, settings: list, out, path_df, students, data, args):
-    """Each variant's recommender on the same students, goals and random draws as `out`'s baselines."""
-    from edu_flash.path.stats import fmt, mean_interval, share_interval
+    """Each variant's recommender on the same students, goals and random draws as `out`'s baselines.
+    With --halves, each variant (and the default) is also scored on two halves of the path students
+    (seeded): choose on the selection half, report the other."""
+    from edu_flash.path.paths import planner
 
     if not settings:
         return
     base, planners = rec.hparams, dict(rec.planners)
-    print("\n| variant | simulated student | gain [95% CI] | minus random | minus easiest-first | minus round-robin | "
-          "minus weakest-first | share of oracle |\n|---|---|---|---|---|---|---|---|")
+    runs = [("default", None)]
     for v in settings:
-        set_policy(rec, {**{k: getattr(base, k) for k in ("plan_depth", "plan_beam", "mastered", "plan_models",
-                                                         "plan_rule")}, **v},
-                   data / "builder_train.csv")
+        set_policy(rec, {**{k: getattr(base, k) for k in PLAN_KEYS}, **v}, data / "builder_train.csv")
+        print(f"variant {json.dumps(v)}: planner {vars(planner(rec))}", flush=True)
         o = rec.evaluate_paths(path_df, students, policies=[], steps=args.steps, n_goal=args.n_goal,
                                history_len=args.history_len, max_students=args.max_students, goals=args.goals)
-        for name, per in o["per_student"].items():
-            g, b = per["recommender"], out["per_student"][name]
-            share = share_interval(g - b["random"], b["oracle"] - b["random"])
-            diffs = " | ".join(fmt(mean_interval(g - b[p])) for p in ("random", "easiest-first", "round-robin",
-                                                                          "weakest-first"))
-            print(f"| {json.dumps(v)} | {name} | {fmt(mean_interval(g))} | {diffs} | {fmt(share, 3)} |", flush=True)
-        out.setdefault("variants", []).append({"settings": v, "per_student": {
-            k: p["recommender"].tolist() for k, p in o["per_student"].items()}})
+        runs.append((json.dumps(v), {k: p["recommender"] for k, p in o["per_student"].items()}))
+        out.setdefault("variants", []).append({"settings": v, "per_student": {k: g.tolist() for k, g in runs[-1][1].items()}})
     rec.hparams, rec.planners = base, planners
+    n = len(next(iter(out["per_student"].values()))["random"])
+    order = np.random.default_rng(args.halves_seed).permutation(n)
+    parts = {"all path students": np.arange(n)}
+    if args.halves:
+        parts.update({"selection half": np.sort(order[:n // 2]), "report half": np.sort(order[n // 2:])})
+    for part, idx in parts.items():
+        print(f"\n{part} ({len(idx)} students)\n\n| planner | simulated student | gain [95% CI] | minus random | "
+              "minus easiest-first | minus round-robin | minus weakest-first | share of oracle |\n|---|---|---|---|---|---|---|---|")
+        for name, per in runs:
+            for sim, b in out["per_student"].items():
+                print(variant_row(name, sim, (b["recommender"] if per is None else per[sim])[idx],
+                                  {p: g[idx] for p, g in b.items()}), flush=True)
+
+
+PLAN_KEYS = ("plan_depth", "plan_beam", "mastered", "plan_spacing", "plan_models", "plan_rule")
+
+
+def variant_row(name: str, sim: str, g, b: dict) -> str:
+    from edu_flash.path.stats import fmt, mean_interval, share_interval
+
+    share = share_interval(g - b["random"], b["oracle"] - b["random"])
+    diffs = " | ".join(fmt(mean_interval(g - b[p])) for p in ("random", "easiest-first", "round-robin", "weakest-first"))
+    return f"| {name} | {sim} | {fmt(mean_interval(g))} | {diffs} | {fmt(share, 3)} |"
 
 
 def cross_oracles(rec, out, path_df, students, args):
     """Why the simulators cannot all be pleased (edu_flash.path.study.cross_oracles, the card's table)."""
-    from edu_flash.path.study import cross_markdown, cross_oracles as cross
+    from edu_flash.path.study import agreement_text, cross_markdown, cross_oracles as cross, family_agreement
 
     table = cross(rec, path_df, students, out, steps=args.steps, n_goal=args.n_goal, history_len=args.history_len,
                   max_students=args.max_students, goals=args.goals)
     print("\n" + cross_markdown(table), flush=True)
-    out["cross"] = table
+    out["cross"], out["family_agreement"] = table, family_agreement(rec, students)
+    print("\n" + agreement_text(out["family_agreement"]), flush=True)
 
 
 def main(argv=None):

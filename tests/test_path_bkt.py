@@ -90,7 +90,7 @@ def test_planning_companions_are_fitted_saved_and_averaged(tmp_path):
     again = PathRecommender.from_pretrained(folder)
     assert np.allclose(again._sim().probs(h, cand), both)
     assert "planning models" in rec.model_card()
-    for rule in ("regret", "mean"):      # the expected mastery of a plan still never falls
+    for rule in ("regret", "mean", "agree"):      # the expected mastery of a plan still never falls
         rec.hparams = rec.hparams.replace(plan_rule=rule)
         plan = rec.plan_path([("q101", 1), ("q201", 0)], ["k2", "k3", "k4"], steps=6, samples=6)
         curve = [plan.start_mastery] + [st["expected_mastery"] for st in plan.steps]

@@ -251,20 +251,24 @@ def test_minimax_regret_takes_the_item_no_member_minds_much():
 def test_cross_oracles_score_each_students_best_plan_under_the_others():
     """Student A learns only from skill a, B only from b. Each oracle is itself (share 1) under its
     own student; A's oracle drills a, which B does not learn from, so under B it does worse than
-    random (which practises b a third of the time): a share below zero. One identical copy: 1."""
+    random (which practises b a third of the time): a share below zero. One identical copy: 1. The
+    recommender's own BKT (same family) has A's parameters: A's oracle exactly, B's worse than random."""
     from edu_flash.path.study import bar_verdict, cross_oracles
 
-    df, rec, _, _ = _deterministic(30)
+    df, _, _, _ = _deterministic(30)
     make = lambda learn: _set_bkt(PathRecommender("bkt", em_iters=1, plan_models=[]).finetune(df),
                                   prior={"default": .1}, learn=learn, guess={"default": .2}, slip={"default": .1})
     sims = {"A": make({"default": 0.0, "a": .5}), "B": make({"default": 0.0, "b": .5}),
             "A2": make({"default": 0.0, "a": .5})}
+    rec = make({"default": 0.0, "a": .5})
     args = dict(steps=4, n_goal=3, history_len=3, max_students=30, goals="next")   # goals a, b, c
     base = rec.evaluate_paths(df, sims, policies=["random", "round-robin", "oracle"], seed=0, **args)
     table = cross_oracles(rec, df, sims, base, **args)
+    own = "bkt fitted on the recommender's students"
     assert set(table) == {"oracle of A", "oracle of B", "oracle of A2", "all exact models, averaged",
-                          "all exact models, minimax regret"}
+                          "all exact models, minimax regret", "all exact models, interleaving unless all agree", own}
     assert table["oracle of A"]["A"]["mean"] == pytest.approx(1.0) and table["oracle of B"]["B"]["mean"] == 1.0
+    assert table[own]["A"]["mean"] == pytest.approx(1.0) and table[own]["B"]["high"] < 0
     assert table["oracle of A"]["A2"]["mean"] == pytest.approx(1.0)
     assert table["oracle of A"]["B"]["high"] < 0 and table["oracle of B"]["A"]["high"] < 0
     assert all(min(c["mean"] for c in row.values()) < 0.8 for row in table.values())   # a or b: one loses
@@ -284,3 +288,49 @@ def test_bar_verdict_reads_a_plans_worst_share_past_cells_without_one():
     cross = {"plan P": {"A": cell(float("nan")), "B": cell(0.9)}, "plan Q": {"A": cell(0.5), "B": cell(0.6)}}
     text = bar_verdict({"simulators": sims}, cross)
     assert 'best worst case, "plan P", reaches 0.90' in text and "80% of the oracle under A (" in text
+    assert "right model family" not in text
+    cross["A fitted on the recommender's students"] = {"A": cell(0.62), "B": cell(0.1)}   # a same-family row
+    assert "reaches only 0.62 of A's oracle" in bar_verdict({"simulators": sims}, cross)
+
+
+def test_spacing_makes_goal_skills_take_turns():
+    """Skill a learns fastest (learn .4 vs .02), so the planner without spacing drills a; with
+    spacing=1 a skill just practised waits while another goal skill is open, unless it is the only one."""
+    rec = _set_bkt(_task("bkt"), prior={"default": .05}, learn={"default": .02, "a": .4},
+                   guess={"default": .2}, slip={"default": .1})
+    sim = rec._sim()
+    a, b, c = _ix(rec, ["a", "b", "c"])
+    just_a = [(np.array([a], np.int64), np.zeros(1, np.float32))]      # a answered wrong: still far from mastered
+    goal = [a, b, c]
+    cands = [np.array(sorted(goal))]
+    assert Planner(depth=1).choose(sim, just_a, cands, [goal]) == [a]
+    spaced = Planner(depth=1, spacing=1)
+    assert spaced.choose(sim, just_a, cands, [goal]) != [a]
+    assert spaced.choose(sim, just_a, [np.array([a])], [[a]]) == [a]   # nothing else to take a turn
+    assert Planner(depth=1, spacing=1).oracle().spacing == 0          # the oracle is never constrained
+    assert (spaced.turn_mask(sim, just_a[0], cands[0], np.ones(3, bool), goal) == (cands[0] != a)).all()
+    runs = {k: run("recommender", Planner(depth=1, spacing=k), sim, sim, just_a, cands, [goal], 6, seed=0) for k in (0, 1)}
+    assert runs[1].longest_run[0] == 1 < runs[0].longest_run[0]
+
+
+def test_agree_interleaves_unless_every_member_gains_by_leaving_it():
+    """Goal a, b, c were practised in that order, so interleaving takes a. Member A rates c highest
+    and B rates b highest, each ranking the other's favourite below a: the mean model leaves a,
+    "agree" keeps it. When both members rate b above a, "agree" takes b."""
+    from edu_flash.path.policy import Ensemble, interleaved
+
+    def member(**learn):
+        return _set_bkt(_task("bkt"), prior={"default": .05}, learn={"default": .1, **learn},
+                        guess={"default": .2}, slip={"default": .1})._sim()
+
+    ref = _task("bkt")
+    a, b, c = _ix(ref, ["a", "b", "c"])
+    hist = [(np.array([a, b, c], np.int64), np.zeros(3, np.float32))]
+    cands, goal = [np.array(sorted([a, b, c]))], [[a, b, c]]
+    one = lambda sim: Planner(depth=1).choose(sim, hist, cands, goal)[0]
+    sa, sb = member(b=.02, c=.5), member(b=.5, c=.02)
+    assert one(sa) == c and one(sb) == b
+    assert one(Ensemble([sa, sb], "mean")) in (b, c)
+    assert one(Ensemble([sa, sb], "agree")) == a
+    assert interleaved(sa, hist, cands[0][None], np.ones((1, 3), bool), goal, np.zeros((1, 3)))[0] == list(cands[0]).index(a)
+    assert one(Ensemble([member(b=.5, c=.02), member(b=.4, c=.05)], "agree")) == b

@@ -57,7 +57,7 @@ def describe(prep, vocab: dict, split_info: dict) -> dict:
     return out
 
 
-_PLAN = ("plan_depth", "plan_beam", "mastered", "plan_models", "plan_rule")
+_PLAN = ("plan_depth", "plan_beam", "mastered", "plan_spacing", "plan_models", "plan_rule")
 _CLASSICAL = {"pfa": ("pfa_c",), "bkt": ("em_iters",)}
 _ARCH = ("d_model", "dropout", "n_layers", "n_heads", "item_bias")   # the card's procedure gives the values used
 

@@ -16,7 +16,7 @@ from .stats import fmt, mean_interval, share_interval
 
 def planner(task) -> Planner:
     hp = task.hparams
-    return Planner(depth=hp.plan_depth, beam=hp.plan_beam, mastered=hp.mastered)
+    return Planner(depth=hp.plan_depth, beam=hp.plan_beam, mastered=hp.mastered, spacing=hp.plan_spacing)
 
 
 def _one(task, history, columns, what: str):
@@ -53,7 +53,7 @@ def recommend(task, history, k, target, goal_skills, candidates, strict, columns
         at = lambda a: np.array([a[0, pos[c]] if c in pos and np.isfinite(a[0, pos[c]]) else np.nan for c in cand])
         value, score = at(tree.value), at(tree.score)
         open_ = pl.open_mask(sim, [hist], [cand], [goal])[0]
-    fresh = pl.fresh_mask(sim, hist, cand, open_)
+    fresh = pl.turn_mask(sim, hist, cand, open_, goal or sorted({s for c in cand for s in sim.q[c - 1]}))
     lo, hi = _zone(target) if target is not None else (0.0, 1.0)
     good = open_ & fresh & (gain > 0) & (p >= lo) & (p <= hi)
     # planned items (the beam) by the planner's score, then the rest by one-step gain

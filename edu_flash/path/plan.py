@@ -31,7 +31,7 @@ def plan(sim: Sim, hist: Hist, cands: np.ndarray, goal: list[int], steps: int, p
             out["stopped"] = f"every goal skill is at or above mastered={planner.mastered} after step {t}"
             break
         ok_item = np.array([any(open_[k] for k, s in enumerate(goal) if s in sim.q[c - 1]) for c in cands])
-        ok_item &= planner.fresh_mask(sim, rolls[0], cands, ok_item)   # every roll holds the same items
+        ok_item &= planner.turn_mask(sim, rolls[0], cands, ok_item, goal)   # every roll holds the same items
         rows = np.tile(cands, (samples, 1))
         ok = np.tile(ok_item, (samples, 1))
         depth = max(1, min(planner.depth, steps - t))

@@ -57,19 +57,24 @@ class Ensemble(Sim):
     their mean. With rule="regret" the planner searches on each member separately and takes the
     item whose largest regret across members — the share of that member's best-to-worst spread it
     gives up — is smallest (minimax regret), so no member's view of practice is sacrificed to
-    another's; rule="mean" plans on the mean model."""
+    another's; rule="mean" plans on the mean model. rule="agree" starts from interleaving (the goal
+    skill practised longest ago) and leaves it only for an item every member values more (the
+    largest smallest improvement): a safe improvement on round-robin, by the members' own account."""
 
     def __init__(self, members: list[Sim], rule: str = "regret"):   # members[0]: the recommender's backbone
-        if rule not in ("regret", "mean"):
-            raise ValueError(f"rule must be 'regret' or 'mean', got {rule!r}")
+        if rule not in RULES:
+            raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
         super().__init__(lambda h, c: sum(m.probs(h, c) for m in members) / len(members), members[0].q)
         self.members, self.rule = members, rule
 
 
+RULES = ("mean", "regret", "agree")
+
+
 def judges(sim: Sim) -> list[Sim]:
-    """The models whose expected gains are averaged: an Ensemble's members under minimax regret
-    (the planner's gain is their mean), else the model itself."""
-    return sim.members if isinstance(sim, Ensemble) and sim.rule == "regret" else [sim]
+    """The models whose expected gains are averaged: an Ensemble's members when they are searched
+    one by one (the planner's gain is their mean), else the model itself."""
+    return sim.members if isinstance(sim, Ensemble) and sim.rule != "mean" else [sim]
 
 
 def extend(h: Hist, item: int, r: float) -> Hist:
@@ -115,13 +120,31 @@ def search_tree(sim: Sim, hists: list[Hist], cands: np.ndarray, ok: np.ndarray, 
     trees = [_backup(m, levels, union, cands, ok, goals) for m in sim.members]
     v = np.stack([t.value for t in trees])                              # [M, N, B], -inf where not ok
     fin = np.isfinite(v)
-    best = np.where(fin, v, -np.inf).max(2, keepdims=True)
-    worst = np.where(fin, v, np.inf).min(2, keepdims=True)
-    span = np.where(best - worst > 1e-12, best - worst, 1.0)
-    regret = np.where(fin, (best - v) / span, np.inf).max(0)            # [N, B]
     mean = lambda xs: np.mean(np.stack(xs), 0)
+    if sim.rule == "agree":
+        d = interleaved(sim, hists, cands, ok, goals, mean([t.value for t in trees]))
+        better = (v - v[:, np.arange(len(d)), d][..., None]).min(0)      # [N, B]: the least-convinced member
+        score = np.where(fin.all(0), better, -np.inf)
+    else:
+        best = np.where(fin, v, -np.inf).max(2, keepdims=True)
+        worst = np.where(fin, v, np.inf).min(2, keepdims=True)
+        span = np.where(best - worst > 1e-12, best - worst, 1.0)
+        score = -np.where(fin, (best - v) / span, np.inf).max(0)        # minus the largest regret
     return Tree(mean([t.p for t in trees]), mean([t.now for t in trees]), mean([t.gain for t in trees]),
-                mean([t.value for t in trees]), -regret)
+                mean([t.value for t in trees]), score)
+
+
+def interleaved(sim: Sim, hists: list[Hist], cands: np.ndarray, ok: np.ndarray, goals: list[list[int]],
+                value: np.ndarray) -> np.ndarray:
+    """[N] per row, the allowed candidate that interleaving would take: the one whose goal skills
+    were practised longest ago (never: first), ties to the larger `value`."""
+    out = np.zeros(len(hists), np.int64)
+    for n, (h, g) in enumerate(zip(hists, goals)):
+        last = {s: t for t, it in enumerate(h[0].tolist()) for s in sim.q[int(it) - 1]}
+        when = np.array([min(last.get(s, -1) for s in set(sim.q[c - 1]) & set(g) or {0}) for c in cands[n]], float)
+        key = np.where(ok[n] & np.isfinite(value[n]), -when * 1e6 + np.nan_to_num(value[n]), -np.inf)
+        out[n] = int(np.argmax(key))
+    return out
 
 
 def expectimax(sim: Sim, hists: list[Hist], cands: np.ndarray, ok: np.ndarray, goals: list[list[int]],
@@ -193,10 +216,11 @@ class Planner:
     beam: int = 6
     mastered: float | None = 0.95
     fresh: int = 10     # an item answered in the last `fresh` responses waits while its skill has another
+    spacing: int = 0    # a goal skill practised in the last `spacing` responses waits while another is open
 
     def oracle(self) -> "Planner":
         """The same search with nothing excluded: what evaluate_paths' oracle runs on the student itself."""
-        return Planner(self.depth, self.beam, None, 0)
+        return Planner(self.depth, self.beam, None, 0, 0)
 
     def open_mask(self, sim: Sim, hists: list[Hist], cands: list[np.ndarray], goals: list[list[int]]) -> list:
         """Per history, False for an item whose goal skills are all at `mastered` or above."""
@@ -212,13 +236,30 @@ class Planner:
         return out
 
     def allowed(self, sim: Sim, hists: list[Hist], cands: list[np.ndarray], goals: list[list[int]]) -> list:
-        """Per history, a mask over its candidates: not mastered (open_mask) and not just answered
-        while its skill has another item (fresh_mask); if that leaves nothing, everything again."""
+        """Per history, a mask over its candidates: not mastered (open_mask) and not waiting its turn
+        (turn_mask); if that leaves nothing, everything again."""
         out = []
-        for h, c, ok in zip(hists, cands, self.open_mask(sim, hists, cands, goals)):
-            ok = ok & self.fresh_mask(sim, h, c, ok)
+        for h, c, g, ok in zip(hists, cands, goals, self.open_mask(sim, hists, cands, goals)):
+            ok = ok & self.turn_mask(sim, h, c, ok, g)
             out.append(ok if ok.any() else np.ones(len(c), bool))
         return out
+
+    def turn_mask(self, sim: Sim, hist: Hist, cands: np.ndarray, ok: np.ndarray, goal: list[int]) -> np.ndarray:
+        """False for a candidate that waits its turn: its item was just answered while its skill has
+        another (fresh_mask), or all its goal skills were just practised while another allowed
+        candidate practises a goal skill that was not (spacing_mask)."""
+        fresh = self.fresh_mask(sim, hist, cands, ok)
+        return fresh & self.spacing_mask(sim, hist, cands, ok & fresh, goal)
+
+    def spacing_mask(self, sim: Sim, hist: Hist, cands: np.ndarray, ok: np.ndarray, goal: list[int]) -> np.ndarray:
+        """False for a candidate whose goal skills were all practised in the last `spacing` responses
+        while an allowed candidate has a goal skill that was not: goal skills take turns, so no
+        model's belief in drilling one skill decides a whole path."""
+        if not self.spacing or not len(hist[0]):
+            return np.ones(len(cands), bool)
+        recent = {s for it in hist[0][-self.spacing:].tolist() for s in sim.q[int(it) - 1]}
+        stale = np.array([set(sim.q[c - 1]) & set(goal) <= recent for c in cands], bool)
+        return ~stale if (ok & ~stale).any() else np.ones(len(cands), bool)
 
     def fresh_mask(self, sim: Sim, hist: Hist, cands: np.ndarray, ok: np.ndarray) -> np.ndarray:
         """False for an item answered in the last `fresh` responses while an allowed candidate of one

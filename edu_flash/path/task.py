@@ -44,10 +44,11 @@ class PathHParams(TrainHParams):
     plan_depth: int = bounded(2, min=1, max=4)
     plan_beam: int = bounded(6, min=1)
     mastered: float | None = bounded(0.95, min=0.0, max=1.0)
-    # classical models fitted on the same students and planned with next to the backbone, combined by
-    # averaging their predictions ("mean") or by minimax regret over their look-ahead values ("regret")
+    plan_spacing: int = bounded(0, min=0)        # a goal skill practised in the last N responses waits its turn
+    # classical models fitted on the same students, planned with beside the backbone (policy.Ensemble:
+    # predictions averaged, minimax regret, or interleaving left only for an item all of them value more)
     plan_models: list = field(default_factory=lambda: ["bkt", "pfa"])
-    plan_rule: str = choice("mean", ("mean", "regret"))
+    plan_rule: str = choice("mean", ("mean", "regret", "agree"))
 
     def validate(self) -> None:
         super().validate()
