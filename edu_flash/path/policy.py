@@ -68,7 +68,9 @@ class Ensemble(Sim):
         self.members, self.rule = members, rule
 
 
-RULES = ("mean", "regret", "agree")
+RULE_WORDS = {"mean": "predictions averaged", "regret": "minimax regret over their look-ahead values",
+              "agree": "the goal skills in turn, unless every one of them gains more from another item"}
+RULES = tuple(RULE_WORDS)
 
 
 def judges(sim: Sim) -> list[Sim]:

@@ -48,7 +48,7 @@ class PathHParams(TrainHParams):
     # classical models fitted on the same students, planned with beside the backbone (policy.Ensemble:
     # predictions averaged, minimax regret, or interleaving left only for an item all of them value more)
     plan_models: list = field(default_factory=lambda: ["bkt", "pfa"])
-    plan_rule: str = choice("mean", ("mean", "regret", "agree"))
+    plan_rule: str = choice("agree", ("mean", "regret", "agree"))
 
     def validate(self) -> None:
         super().validate()
@@ -183,7 +183,7 @@ class PathRecommender(Task):
                         monitor="auc", mode="max")
 
     def _fit_classical(self, prep: _Prepared) -> None:
-        from . import classical
+        from . import classical, policy
 
         self._split_info = {"validation students": 0}  # no early stopping to feed: fit on every student
         self.model = classical.fit(self.backbone, self.state["vocab"], *self._all_logs(prep), self.hparams)
@@ -194,14 +194,14 @@ class PathRecommender(Task):
                 prep.train.correct + (prep.val.correct if prep.val else []))
 
     def _fit_planners(self) -> None:
-        from . import classical
+        from . import classical, policy
 
         names = [m for m in dict.fromkeys(self.hparams.plan_models) if m != self.backbone]
         prep, self._last_prep = self._last_prep, None
         self.planners = {m: classical.fit(m, self.state["vocab"], *self._all_logs(prep), self.hparams) for m in names}
         if names:
             self.card.procedure["planning models"] = ", ".join([self.backbone, *names]) + \
-                f" (fitted on the same students; recommend and plan_path combine them by {self.hparams.plan_rule})"
+                f" (fitted on the same students; recommend and plan_path combine them: {policy.RULE_WORDS[self.hparams.plan_rule]})"
 
     @property
     def _classical(self) -> bool:
@@ -367,7 +367,7 @@ class PathRecommender(Task):
 
     # ------------------------------------------------------------------ persistence
     def _save_weights(self, folder: Path) -> dict:
-        from . import classical
+        from . import classical, policy
 
         extra = {"planners": classical.save(self.planners, folder / "planners.safetensors")} if self.planners else {}
         if self._classical:
@@ -379,7 +379,7 @@ class PathRecommender(Task):
         return {"format": "torch", "arch": self.backbone, "config": self.state["arch"], **extra}
 
     def _load_weights(self, folder: Path, config: dict) -> None:
-        from . import classical
+        from . import classical, policy
 
         w = config["weights"]
         self.planners = classical.load(folder / "planners.safetensors", w["planners"], self._q()) \
