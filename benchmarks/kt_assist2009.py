@@ -207,6 +207,15 @@ def variants(rec, settings: list, out, path_df, students, data, args):
             for sim, b in out["per_student"].items():
                 print(variant_row(name, sim, (b["recommender"] if per is None else per[sim])[idx],
                                   {p: g[idx] for p, g in b.items()}), flush=True)
+        print("\nthe selection criterion, worst of the bar's mean differences (minus random, minus round-robin, "
+              "every simulated student): " + "; ".join(f"{name} {worst_bar_difference(out['per_student'], per, idx):+.4f}"
+                                                       for name, per in runs))
+
+
+def worst_bar_difference(base: dict, per: dict | None, idx) -> float:
+    """min over simulated students and the bar's baselines of the recommender's mean paired difference."""
+    return min(float(((b["recommender"] if per is None else per[k])[idx] - b[p][idx]).mean())
+               for k, b in base.items() for p in ("random", "round-robin"))
 
 
 PLAN_KEYS = ("plan_depth", "plan_beam", "mastered", "plan_spacing", "plan_models", "plan_rule")
