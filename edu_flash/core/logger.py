@@ -30,3 +30,20 @@ class MetricsLogger:
     def close(self) -> None:
         if self.enabled and not self._fh.closed:
             self._fh.close()
+
+
+def truncate(run_dir: Path, step: int) -> None:
+    """Drop metrics.csv rows after `step` (logged after the checkpoint a run resumes from)."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.exists():
+        return
+    with open(path, "r+b") as f:
+        f.readline()  # header
+        while True:
+            at, line = f.tell(), f.readline()
+            if not line:
+                return
+            head = line.split(b",", 1)[0]
+            if head.isdigit() and int(head) > step:
+                f.truncate(at)
+                return

@@ -5,7 +5,7 @@
 - A run holds a lock on its folder while it trains: a second run pointed at the same folder is
   refused at once instead of interleaving its metrics.csv rows and pruning the first run's checkpoints.
 - On start, what a killed run left in `checkpoints/` is settled (core.io); on resume, metrics.csv
-  is cut back to the checkpoint's step, so the steps trained again are not logged twice.
+  is cut back to the checkpoint's step (core.logger.truncate), so steps trained again are not logged twice.
 - When a run ends normally its checkpoints are deleted unless `keep_checkpoints=True`: they exist
   to resume a run that did not end.
 """
@@ -107,23 +107,6 @@ def start(run_dir: Path, *, announce: bool) -> RunLock:
         print(f"edu-flash: run folder {run_dir} (metrics.csv, logs; checkpoints/ while it trains)", file=sys.stderr)
     log.info("run folder %s", run_dir)
     return lock
-
-
-def truncate_metrics(run_dir: Path, step: int) -> None:
-    """Drop metrics.csv rows after `step` (logged after the checkpoint a run resumes from)."""
-    path = Path(run_dir) / "metrics.csv"
-    if not path.exists():
-        return
-    with open(path, "r+b") as f:
-        f.readline()  # header
-        while True:
-            at, line = f.tell(), f.readline()
-            if not line:
-                return
-            head = line.split(b",", 1)[0]
-            if head.isdigit() and int(head) > step:
-                f.truncate(at)
-                return
 
 
 def finish(run_dir: Path, *, keep_checkpoints: bool) -> None:

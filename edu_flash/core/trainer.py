@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import checkpoint, runs
+from . import checkpoint, logger, runs
 from .errors import ConfigError
 from .hparams import TrainHParams
 from .io import isatty
@@ -219,7 +219,7 @@ class Trainer:
                                                    load_extra=job.load_state_tensors)
                 report.resumed_from = str(ck)
                 if main and self.log:  # the steps after the checkpoint are trained, and logged, again
-                    runs.truncate_metrics(self.run_dir, prog["step"])
+                    logger.truncate(self.run_dir, prog["step"])
                 if acc.device.type == "cpu":  # the thread count changes the weights' last bits (core.threads)
                     kept = resume_threads(prog.get("threads"), ck)
                     if kept:
