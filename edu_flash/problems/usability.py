@@ -26,7 +26,7 @@ from fractions import Fraction
 
 from . import quantities as Q
 from .lexicon import known_constant
-from .verify import STEP, Verdict, parse_number, verify_solution
+from .verify import STEP, Verdict, parse_number, short_number, verify_solution
 
 CHECKS = ("verified", "question", "grounded", "numbers_used", "no_repetition", "number_agreement", "plausible_answer")
 _SENTENCE = re.compile(r"(?<!\bMr\.)(?<!\bMrs\.)(?<!\bMs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bvs\.)(?<=[.?!])[\"')\]]*\s+"
@@ -98,7 +98,7 @@ def grounding_issue(problem: str, solution: str) -> str | None:
         written = {x.value for x in Q.mentions(before, in_fractions=True)}
         for v in Q.literals(m.group(1)):
             if v not in stated and v not in computed and v not in written and not known_constant(v, problem):
-                return f"step {i} uses {_num(v)}, which the problem does not state"
+                return f"step {i} uses {short_number(v)}, which the problem does not state"
         value = parse_number(m.group(2))
         if value is not None:
             computed.add(value)
@@ -167,10 +167,6 @@ def answer_issue(problem: str, answer) -> str | None:
     if _MONEY.search(last) and (value * 100).denominator != 1:
         return f"an amount of money of {answer} (more than 2 decimals)"
     return None
-
-
-def _num(v: Fraction) -> str:
-    return str(v.numerator) if v.denominator == 1 else f"{float(v):g}"
 
 
 def check_problem(problem: str, solution: str, answer=None, verdict: Verdict | None = None) -> Usability:

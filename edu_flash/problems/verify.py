@@ -246,11 +246,12 @@ def visible_errors(solution: str) -> list[str]:
         except ERRORS:
             continue
         if not any(_matches(v, written, value) for v in seen):
-            errors.append(f"step {i}: the text writes {shown} = {written}, but {shown} is {_short(seen[0])}")
+            errors.append(f"step {i}: the text writes {shown} = {written}, but {shown} is {short_number(seen[0])}")
     return errors
 
 
-def _short(v: Fraction) -> str:
+def short_number(v: Fraction) -> str:
+    """A number for a message: whole as written, otherwise 4 significant digits."""
     return str(v.numerator) if v.denominator == 1 else f"{float(v):.4g}"
 
 
