@@ -183,7 +183,7 @@ class PathRecommender(Task):
                         monitor="auc", mode="max")
 
     def _fit_classical(self, prep: _Prepared) -> None:
-        from . import classical, policy
+        from . import classical
 
         self._split_info = {"validation students": 0}  # no early stopping to feed: fit on every student
         self.model = classical.fit(self.backbone, self.state["vocab"], *self._all_logs(prep), self.hparams)
@@ -367,7 +367,7 @@ class PathRecommender(Task):
 
     # ------------------------------------------------------------------ persistence
     def _save_weights(self, folder: Path) -> dict:
-        from . import classical, policy
+        from . import classical
 
         extra = {"planners": classical.save(self.planners, folder / "planners.safetensors")} if self.planners else {}
         if self._classical:
@@ -379,7 +379,7 @@ class PathRecommender(Task):
         return {"format": "torch", "arch": self.backbone, "config": self.state["arch"], **extra}
 
     def _load_weights(self, folder: Path, config: dict) -> None:
-        from . import classical, policy
+        from . import classical
 
         w = config["weights"]
         self.planners = classical.load(folder / "planners.safetensors", w["planners"], self._q()) \
