@@ -44,9 +44,8 @@ def _unrounded(scorer, df) -> np.ndarray:
                                      rounded=False), dtype=float)
 
 
-def _fit_args(split):
-    return dict(text_column="essay", score_column="domain1_score", prompt_column="essay_set",
-                score_ranges=ASAP_RANGES, progress=False)
+FIT = dict(text_column="essay", score_column="domain1_score", prompt_column="essay_set",
+           score_ranges=ASAP_RANGES, progress=False)
 
 
 def finetuned_predictions(split, kept: Path, fold: int) -> dict:
@@ -62,7 +61,7 @@ def finetuned_predictions(split, kept: Path, fold: int) -> dict:
         s = EssayScorer(backbone=FINETUNED)
         t0 = time.perf_counter()
         s.finetune(split["train"], val=split["dev"], run_dir=run, resume=True, keep_checkpoints=True, **hp,
-                   **_fit_args(split))
+                   **FIT)
         if time.perf_counter() - t0 > 120:
             raise SystemExit("the kept run folder was not at its last step: the fine-tune went on training")
         return {sp: _unrounded(s, split[sp]) for sp in ("dev", "test")}
@@ -98,7 +97,7 @@ def main(argv=None) -> dict:
     for sp in split.values():
         sp["essay_set"] = sp["essay_set"].astype(str)
     t0 = time.perf_counter()
-    hybrid = EssayScorer(backbone="minilm-hybrid").finetune(split["train"], **_fit_args(split))
+    hybrid = EssayScorer(backbone="minilm-hybrid").finetune(split["train"], **FIT)
     hyb = {sp: _unrounded(hybrid, split[sp]) for sp in ("dev", "test")}
     ft = finetuned_predictions(split, Path(args.run_root) / FINETUNED, args.fold)
     r = {"fold": args.fold, **blend_table(split, hyb, ft), "wall_s": time.perf_counter() - t0}

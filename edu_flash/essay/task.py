@@ -282,8 +282,10 @@ class EssayScorer(Task):
                     raise ConfigError(f"prompt= is a list of {len(prompt)} prompts for {len(texts)} essay(s): give "
                                       "one prompt per essay, or one prompt for all")
                 cols["prompt"] = cols["prompt"] or "prompt"
-            table = read_table([{cols["text"]: t, **({cols["prompt"]: q} if per_essay else {})}
-                                for t, q in zip(texts, prompt if per_essay else texts)], name="predict input")
+            rows = [{cols["text"]: t} for t in texts]
+            for row, q in zip(rows, prompt if per_essay else ()):
+                row[cols["prompt"]] = q
+            table = read_table(rows, name="predict input")
         elif per_essay:
             raise ConfigError("prompt= as a list goes with a list of essays; a table names its prompt column with "
                               "prompt_column=")
