@@ -119,6 +119,10 @@ def main(argv=None):
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), transformers {transformers.__version__}; "
           f"load average at start {load_avg():.2f}")
+    from edu_flash.core.precision import native_bf16
+
+    if not native_bf16("cpu"):
+        print("this CPU has no native bf16: every 'bf16' row below runs in fp32, as edu-flash does here")
     print(f"data: {data}: {args.n_train} training essays (tokens mean {statistics.mean(tl):.0f}, "
           f"{sum(x == args.max_length for x in tl)} truncated at {args.max_length}), {args.n_predict} held-out "
           f"essays to predict (tokens mean {statistics.mean(pl):.0f} at max {args.predict_max_length}); "

@@ -80,7 +80,9 @@ def train_hf(train_df, args, out_dir: Path, *, best: bool):
     extra = {}
     if best:  # transformers 5 renamed `group_by_length=True` to `train_sampling_strategy="group_by_length"`
         fields = {f.name for f in dataclasses.fields(TrainingArguments)}
-        extra = {"bf16": True, **({"group_by_length": True} if "group_by_length" in fields
+        from edu_flash.core.precision import native_bf16   # emulated bf16 would be ~9x slower, not "best"
+
+        extra = {"bf16": native_bf16("cpu"), **({"group_by_length": True} if "group_by_length" in fields
                                   else {"train_sampling_strategy": "group_by_length"})}
     targs = TrainingArguments(output_dir=str(out_dir), per_device_train_batch_size=args.batch_size,
                               num_train_epochs=args.epochs, use_cpu=not torch.cuda.is_available(),
@@ -95,11 +97,12 @@ def train_hf(train_df, args, out_dir: Path, *, best: bool):
 
 
 def train_bare(train_df, args):
-    """Reference: a bare loop with bf16 autocast, length-grouped batches (edu-flash's batch_plan),
-    attention dropout 0, and EssayScorer's model and default hyperparameters; no checkpoints, no logs."""
+    """Reference: a bare loop with bf16 autocast (fp32 where bf16 is not native, as edu-flash),
+    length-grouped batches (edu-flash's batch_plan), attention dropout 0, and EssayScorer's model and default hyperparameters; no checkpoints, no logs."""
     import torch
     import torch.nn.functional as F
 
+    from edu_flash.core.precision import autocast
     from edu_flash.core.trainer import batch_plan
     from edu_flash.essay.model import build_pretrained
     from edu_flash.essay.task import EssayHParams, _minilm_folder
@@ -125,7 +128,7 @@ def train_bare(train_df, args):
             for r, i in enumerate(b):
                 x[r, :lengths[i]] = torch.tensor(ids[i])
                 m[r, :lengths[i]] = 1
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with autocast("bf16-mixed", "cpu"):
                 loss = F.mse_loss(model(x, m).float(), torch.tensor([y_all[i] for i in b]))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), hp.clip_norm)

@@ -123,7 +123,8 @@ def run_bare(df, enc_dir: Path, args, ranges) -> dict:
 
     total = math.ceil(len(ids) / args.batch_size) * args.epochs
     opt, sched = adamw_linear(model, hp, total)
-    bf16 = args.precision == "bf16-mixed"
+    from edu_flash.core.precision import autocast   # the precision edu-flash really runs here
+
     model.train()
     t_loop, c_loop = time.perf_counter(), time.process_time()
     epoch_s, loss_val = [], None
@@ -137,7 +138,7 @@ def run_bare(df, enc_dir: Path, args, ranges) -> dict:
                 x[r, :lengths[i]] = torch.tensor(ids[i])
                 m[r, :lengths[i]] = 1
             y = torch.tensor([targets[i] for i in b], dtype=torch.float32)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with autocast(args.precision, "cpu"):
                 loss = F.mse_loss(model(x, m).float(), y)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), hp.clip_norm)

@@ -154,7 +154,8 @@ def test_under_torchrun_each_rank_trains_in_process(setup, single, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- precision
-def test_bf16_true_trains_in_bfloat16_on_cpu(setup, tmp_path):
+def test_bf16_true_trains_in_bfloat16_on_cpu(setup, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDU_FLASH_NATIVE_BF16", "1")   # bf16 itself, even on a CPU that would fall back
     df, enc, _ = setup
     s = EssayScorer(backbone=str(enc), **{**HP, "precision": "bf16-true", "max_steps": 2})
     s.finetune(df.iloc[:32], run_dir=tmp_path / "run", progress=False, **COLS)

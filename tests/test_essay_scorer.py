@@ -109,7 +109,8 @@ def test_predict_runs_without_grad_and_leaves_the_model_as_it_was(trained):
         s.model.eval()
 
 
-def test_predict_bf16_is_close_to_fp32(trained):
+def test_predict_bf16_is_close_to_fp32(trained, monkeypatch):
+    monkeypatch.setenv("EDU_FLASH_NATIVE_BF16", "1")   # bf16 itself, even on a CPU that would fall back
     s = trained.scorer
     a = np.array(s.predict(trained.test.iloc[:16], rounded=False))
     b = np.array(s.predict(trained.test.iloc[:16], rounded=False, precision="bf16-mixed"))

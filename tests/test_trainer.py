@@ -153,7 +153,8 @@ def test_progress_bar(tmp_path, capfd):
     assert "train" in err and "4/4" in err
 
 
-def test_bf16_mixed_trains(essays, tiny_encoder, tmp_path):
+def test_bf16_mixed_trains(essays, tiny_encoder, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDU_FLASH_NATIVE_BF16", "1")   # bf16 itself, even on a CPU that would fall back
     s = EssayScorer(backbone=str(tiny_encoder), max_length=48, batch_size=8, max_steps=4, lr=1e-3,
                     precision="bf16-mixed")
     reset_accelerate()
@@ -191,7 +192,8 @@ def test_failed_finetune_leaves_scorer_untrained(essays, tiny_encoder, tmp_path)
         s.predict("An essay.", prompt="1")
 
 
-def test_two_finetunes_with_different_precision_in_one_process(essays, tiny_encoder, tmp_path):
+def test_two_finetunes_with_different_precision_in_one_process(essays, tiny_encoder, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDU_FLASH_NATIVE_BF16", "1")
     data = essays.iloc[:32]
     kw = dict(backbone=str(tiny_encoder), max_length=32, batch_size=16, max_steps=1)
     reset_accelerate()

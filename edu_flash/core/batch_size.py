@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .errors import ConfigError
+from .precision import autocast
 
 log = logging.getLogger("edu_flash.batch_size")
 
@@ -107,16 +108,6 @@ def _peak(tracker) -> int:
     return int(sum(v.get("Total", 0) for d, v in snap.items() if str(d).startswith("cpu")))
 
 
-def _autocast(precision: str, device):
-    import torch
-
-    if precision == "bf16-mixed":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision == "16-mixed":
-        return torch.autocast(device.type, dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
 class _Prober:
     """Runs one real training step (forward, backward, AdamW step with lr=0, so weights do not
     move) at the worst-case length, and restores RNG and buffers so the probe leaves no trace."""
@@ -150,7 +141,7 @@ class _Prober:
             model.train()
             fwd = _tracker(model, opt) if measure else contextlib.nullcontext()
             with fwd:
-                with _autocast(self.precision, self.device):
+                with autocast(self.precision, self.device.type):
                     loss = self.job.loss(model, batch)
                 loss.backward()
             del loss

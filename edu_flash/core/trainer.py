@@ -160,26 +160,30 @@ class Trainer:
 
         from . import profiling
         from .callbacks import TrainState, dispatch
+        from .precision import effective
         from .threads import resume_threads
 
         hp = self.hp
-        acc = _accelerator(hp.precision, timeout=hp.timeout, **self.tracking.accelerator_kwargs())
+        precision = effective(hp.precision, "cuda" if torch.cuda.is_available() else "cpu")
+        acc = _accelerator(precision, timeout=hp.timeout, **self.tracking.accelerator_kwargs())
         rank, world, main = acc.process_index, acc.num_processes, acc.is_main_process
         if self.devices > 1 and self.devices != world:
             log.warning("devices=%d but the launcher started %d processes; training on %d", self.devices, world, world)
         strategy = "single" if world == 1 else ("fsdp" if self.strategy == "fsdp" else "ddp")
         monitor, mode = _monitor(hp, job)
         model = job.model
-        if hp.precision == "bf16-true":
+        if precision == "bf16-true":
             model = model.to(torch.bfloat16)
-        report = TrainReport(precision=hp.precision, strategy=strategy, world_size=world,
+        report = TrainReport(precision=precision, strategy=strategy, world_size=world,
                              hardware=hardware_name(acc.device), monitor=monitor)
+        if precision != hp.precision:
+            report.extra["precision asked"] = f"{hp.precision} (no native bf16 on this hardware: ran in fp32)"
         batch_size = hp.batch_size
         if batch_size == "auto":
             from .batch_size import find_batch_size
 
             job.model = model.to(acc.device)
-            found = find_batch_size(job, precision=hp.precision, device=acc.device, world=world,
+            found = find_batch_size(job, precision=precision, device=acc.device, world=world,
                                     max_memory=self.max_memory)
             # Every rank must use the same batch: take the smallest any rank found.
             batch_size = int(acc.gather(torch.tensor([found.batch_size], device=acc.device)).min())

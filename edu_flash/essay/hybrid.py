@@ -24,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.linear_model import LinearRegression, RidgeCV
 
+from ..core.precision import BF16, autocast
 from .baseline import (ALPHAS, fit_vectorizer, surface_features, vectorizer_arrays, vectorizer_from_arrays)
 
 VIEWS = ("words", "chars", "embedding")
@@ -74,7 +75,7 @@ class ChunkEmbedder:
         order = sorted(range(len(chunks)), key=lambda j: -len(chunks[j]))
         was_training = self.encoder.training
         self.encoder.eval()
-        amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision in ("bf16-mixed", "bf16-true"))
+        amp = autocast("bf16-mixed" if self.precision in BF16 else "32", "cpu")
         with torch.inference_mode(), amp:
             for b in range(0, len(order), self.batch_size):
                 idx = order[b:b + self.batch_size]

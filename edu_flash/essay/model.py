@@ -10,6 +10,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..core.precision import autocast
+
 _ATTN_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout")
 
 
@@ -97,8 +99,7 @@ def predict_scaled(model: nn.Module, tokenizer, texts: Sequence[str], *, max_len
     order = sorted(range(len(enc)), key=lambda i: -len(enc[i]))
     out = [0.0] * len(enc)
     pad = tokenizer.pad_token_id or 0
-    amp = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
-    with amp:
+    with autocast(precision, device.type):
         for s in range(0, len(order), batch_size):
             idx = order[s:s + batch_size]
             batch = collate([{"input_ids": enc[i]} for i in idx], pad)

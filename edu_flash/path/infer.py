@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..core.precision import autocast
 from .data import eval_windows
 
 
@@ -45,10 +46,9 @@ def eval_probs(model, items: list, correct: list, *, window: int, stride: int, b
     jobs = [(s, a, e, f) for s, it in enumerate(items) for a, e, f in eval_windows(len(it), window, stride)]
     jobs.sort(key=lambda j: -(j[2] - j[1]))  # similar lengths together: little padding
     ys, ps, ss = [], [], []
-    amp = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
     was = model.training
     model.eval()
-    with amp:
+    with autocast(precision, device.type):
         for k in range(0, len(jobs), batch_size):
             chunk = jobs[k:k + batch_size]
             b = pad([(items[s][a:e], correct[s][a:e]) for s, a, e, _ in chunk], device)
