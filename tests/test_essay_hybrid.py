@@ -67,6 +67,13 @@ def test_hybrid_card_lists_its_settings_and_what_the_fit_chose(hybrid, tmp_path)
     assert "truncated" not in card
 
 
+def test_the_card_gives_the_precision_the_embeddings_ran_in(hybrid, monkeypatch):
+    monkeypatch.setattr(hybrid.hparams, "precision", "bf16-mixed")
+    for native, shown in (("1", "bf16-mixed"), ("0", "32 (bf16-mixed asked; this CPU has no native bf16)")):
+        monkeypatch.setenv("EDU_FLASH_NATIVE_BF16", native)
+        assert hybrid._card_hparams()["precision"] == shown   # what finetune writes into the card
+
+
 def test_hybrid_several_traits(essays):
     df = essays.iloc[:120].assign(style=lambda d: d["score"])
     s = EssayScorer(backbone="minilm-hybrid", precision="32").finetune(df, score_column=["score", "style"], **COLS)

@@ -51,7 +51,12 @@ def task_hparams(task) -> dict:
                     f"{v} {_alphas(a)}" for v, a in c["alphas"].items())
                 chosen[f"prompt {p}: stacking weight per view"] = ", ".join(
                     f"{v} {_alphas(w)}" for v, w in c["weights"].items())
-        return card_hparams(hp, HYBRID_HPARAMS, chosen)
+        out = card_hparams(hp, HYBRID_HPARAMS, chosen)
+        from ..core.precision import BF16, native_bf16
+
+        if out.get("precision") in BF16 and not native_bf16("cpu"):   # the hybrid embeds on the CPU
+            out["precision"] = f"32 ({out['precision']} asked; this CPU has no native bf16)"
+        return out
     if task.backbone_spec().engine == "sklearn":
         if task.model is not None and task.hparams.ridge_alpha is None:
             chosen["ridge alpha chosen per prompt (GCV)"] = ", ".join(
