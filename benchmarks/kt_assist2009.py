@@ -63,6 +63,7 @@ def parse_args(argv=None):
     p.add_argument("--history-len", type=int, default=20)
     p.add_argument("--max-students", type=int, default=500)
     p.add_argument("--goals", default="next", choices=["next", "random"])
+    p.add_argument("--rollouts", type=int, default=1, help="simulated runs per path student, averaged per student")
     p.add_argument("--policy", default="{}", help='JSON planner settings, e.g. {"plan_depth": 1}')
     p.add_argument("--cross", action="store_true", help="also plan with each simulated student's own model "
                    "(its oracle) and with all three together, and score those plans under every simulated student")
@@ -138,10 +139,11 @@ def run_paths(args):
     set_policy(rec, json.loads(args.policy), data / "builder_train.csv")
     out, path_df, students = path_study(rec, data / "builder_test.csv", simulators=sims, models_dir=models,
                                         steps=args.steps, n_goal=args.n_goal, history_len=args.history_len,
-                                        max_students=args.max_students, goals=args.goals,
+                                        max_students=args.max_students, goals=args.goals, rollouts=args.rollouts,
                                         name="builder_test.csv, path students")
     print(f"\n{out['students']} path students, {out['simulator_students']} simulator students, {out['steps']} "
-          f"steps, {out['goal_skills_per_student']} goal skills ({out['goals']}); planner {out['planner']}; "
+          f"steps, {out['goal_skills_per_student']} goal skills ({out['goals']}), {out['rollouts']} rollout(s) per "
+          f"student; planner {out['planner']}; "
           f"{out['seconds']} s\n")
     print("| simulated student | policy | mean gain [95% CI] | recommender minus this [95% CI] | correct | "
           "goal skills practised | longest repeat |\n|---|---|---|---|---|---|---|")
@@ -191,7 +193,8 @@ def variants(rec, settings: list, out, path_df, students, data, args):
         set_policy(rec, {**{k: getattr(base, k) for k in PLAN_KEYS}, **v}, data / "builder_train.csv")
         print(f"variant {json.dumps(v)}: planner {vars(planner(rec))}", flush=True)
         o = rec.evaluate_paths(path_df, students, policies=[], steps=args.steps, n_goal=args.n_goal,
-                               history_len=args.history_len, max_students=args.max_students, goals=args.goals)
+                               history_len=args.history_len, max_students=args.max_students, goals=args.goals,
+                               rollouts=args.rollouts)
         runs.append((json.dumps(v), {k: p["recommender"] for k, p in o["per_student"].items()}))
         out.setdefault("variants", []).append({"settings": v, "per_student": {k: g.tolist() for k, g in runs[-1][1].items()}})
     rec.hparams, rec.planners = base, planners
@@ -234,7 +237,7 @@ def cross_oracles(rec, out, path_df, students, args):
     from edu_flash.path.study import agreement_text, cross_markdown, cross_oracles as cross, family_agreement
 
     table = cross(rec, path_df, students, out, steps=args.steps, n_goal=args.n_goal, history_len=args.history_len,
-                  max_students=args.max_students, goals=args.goals)
+                  max_students=args.max_students, goals=args.goals, rollouts=args.rollouts)
     print("\n" + cross_markdown(table), flush=True)
     out["cross"], out["family_agreement"] = table, family_agreement(rec, students)
     print("\n" + agreement_text(out["family_agreement"]), flush=True)

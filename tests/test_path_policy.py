@@ -196,6 +196,38 @@ def test_evaluate_paths_intervals_are_over_students_with_a_known_answer():
     assert "det" in r["about"] or "bkt" in r["about"]
 
 
+def test_rollouts_average_each_students_runs_so_intervals_measure_students_not_draws():
+    """Forty identical students (same start, same goals) under a stochastic BKT student: every
+    difference between them is the simulator's draws. Averaging 16 runs per student shrinks that
+    spread about 4-fold (1/sqrt(16)) and the interval with it, around the same mean; each student's
+    figure is the mean of its runs, and every policy meets the same draws in each run."""
+    from edu_flash.path.paths import rollout_seed
+
+    rows = [(f"u{s:02d}", it, 0) for s in range(40) for it in "abc"] + [
+        (f"u{s:02d}", it, 1) for s in range(40) for it in "def"]
+    df = pd.DataFrame(rows, columns=["student", "item", "correct"])
+    make = lambda: _set_bkt(PathRecommender("bkt", em_iters=1, plan_models=[]).finetune(df), prior={"default": .1},
+                            learn={"default": .3}, guess={"default": .2}, slip={"default": .1})
+    rec, student = make(), make()
+    args = dict(steps=4, n_goal=3, history_len=3, max_students=40, n_boot=999, policies=["random", "round-robin"])
+    one = rec.evaluate_paths(df, {"s": student}, seed=3, **args)
+    many = rec.evaluate_paths(df, {"s": student}, seed=3, rollouts=16, **args)
+    assert one["rollouts"] == 1 and many["rollouts"] == 16 and many["students"] == 40
+    g1, g16 = one["per_student"]["s"]["round-robin"], many["per_student"]["s"]["round-robin"]
+    assert len(g16) == 40 and g1.std() > 0.02
+    assert 0.15 < g16.std() / g1.std() < 0.45
+    w = lambda o: o["simulators"]["s"]["policies"]["round-robin"]["gain"]
+    assert (w(many)["high"] - w(many)["low"]) < 0.45 * (w(one)["high"] - w(one)["low"])
+    assert abs(w(many)["mean"] - w(one)["mean"]) < 3 * g1.std() / np.sqrt(40)
+    runs = [rec.evaluate_paths(df, {"s": student}, seed=rollout_seed(3, r), **args)["per_student"]["s"]
+            for r in range(16)]
+    assert rollout_seed(3, 0) == 3 and len({rollout_seed(3, r) for r in range(16)}) == 16
+    for p in ("recommender", "random", "round-robin"):
+        assert np.allclose(many["per_student"]["s"][p], np.mean([r[p] for r in runs], axis=0))
+    with pytest.raises(Exception, match="rollouts"):
+        rec.evaluate_paths(df, {"s": student}, rollouts=0, **args)
+
+
 def test_share_of_the_oracle_and_intervals_on_known_values():
     rng = np.random.default_rng(0)
     x = (rng.random(400) < 0.5).astype(float)

@@ -10,7 +10,7 @@ import numpy as np
 from ..core.errors import ConfigError, DataError
 from .evaluation import zone as _zone
 from .policy import Planner, Sim, own_skill_gains
-from .rollout import BASELINES, run
+from .rollout import BASELINES, average, run
 from .stats import fmt, mean_interval, share_interval
 
 
@@ -166,12 +166,17 @@ def student_sim(vocab: dict, other, mapping: np.ndarray | None = None) -> Sim:
 
 
 def evaluate_paths(task, logs, simulators: dict, *, steps: int, n_goal: int, max_students: int,
-                   history_len: int, goals: str, policies, seed: int, n_boot: int,
+                   history_len: int, goals: str, policies, seed: int, n_boot: int, rollouts: int = 1,
                    plan_with: tuple[Sim, Planner] | None = None) -> dict:
     """plan_with: (model, planner) that the `recommender` policy uses instead of the task's own
-    (study.cross_oracles); students, goals and draws stay those of the same arguments."""
+    (study.cross_oracles); students, goals and draws stay those of the same arguments.
+    rollouts: independent practice runs per student (each with its own draws, shared by every
+    policy), averaged per student before the intervals: a student's gain is an expectation over
+    the simulated answers, and one run measures it with noise that is not between-student spread."""
     if goals not in ("next", "random"):
         raise ConfigError(f"goals must be 'next' or 'random', got {goals!r}")
+    if int(rollouts) < 1:
+        raise ConfigError(f"rollouts must be at least 1, got {rollouts!r}")
     policies = list(BASELINES if policies is None else policies)
     unknown = sorted(set(policies) - set(BASELINES))
     if unknown:
@@ -190,17 +195,25 @@ def evaluate_paths(task, logs, simulators: dict, *, steps: int, n_goal: int, max
     goal_sets = _pick_goals(logs, chosen, usable, v["q"], n_goal, history_len, goals, rng)
     cands = [rec.items_of(g) for g in goal_sets]
     out = {"students": len(starts), "steps": steps, "goal_skills_per_student": n_goal, "goals": goals,
-           "history_len": history_len, "planner": vars(pl), "simulators": {}, "per_student": {}}
+           "history_len": history_len, "rollouts": int(rollouts), "planner": vars(pl), "simulators": {},
+           "per_student": {}}
     t0 = time.perf_counter()
     for name, s in simulators.items():
         stu = student_sim(v, s, maps[name])
-        eps = {p: run(p, pl, planning if p == "recommender" else rec, stu, starts, cands, goal_sets, steps, seed)
+        eps = {p: average([run(p, pl, planning if p == "recommender" else rec, stu, starts, cands, goal_sets, steps,
+                               rollout_seed(seed, r)) for r in range(int(rollouts))])
                for p in ["recommender", *policies]}
         out["per_student"][name] = {p: e.gain for p, e in eps.items()}
         out["simulators"][name] = summarize(eps, n_boot=n_boot, seed=seed)
         out["simulators"][name]["about"] = f"{s.backbone} trained on {s.card.datasets[0] if s.card.datasets else '?'}"
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
+
+
+def rollout_seed(seed: int, r: int) -> int:
+    """Rollout 0 keeps `seed` (one rollout is the single run it always was); the others get
+    independent streams."""
+    return int(seed) if r == 0 else int(np.random.SeedSequence([int(seed), r]).generate_state(1)[0])
 
 
 def summarize(eps: dict, *, n_boot: int, seed: int) -> dict:
@@ -267,8 +280,10 @@ def card_tables(out: dict) -> tuple[dict, dict]:
         for b in ("random", "round-robin"):
             if b in r["recommender_minus"]:
                 metrics[f"{name}_recommender_minus_{b.replace('-', '_')}"] = r["recommender_minus"][b]["mean"]
+    runs = out.get("rollouts", 1)
     title = (f"Gain in goal mastery after {out['steps']} practice items ({out['students']} students, "
-             f"{out['goal_skills_per_student']} goal skills each, start: their first {out['history_len']} responses)")
+             f"{out['goal_skills_per_student']} goal skills each, start: their first {out['history_len']} responses"
+             + (f"; {runs} simulated runs per student, averaged per student" if runs > 1 else "") + ")")
     tables = {title: rows}
     if bars:
         tables["The bar: recommender above random and round-robin (95% CI), and at least 80% of the oracle's "

@@ -89,6 +89,14 @@ def run(policy: str, planner: Planner, rec: Sim, stu: Sim, starts: list[Hist], c
     return Episode(gain, correct / max(steps, 1), distinct, np.array([_longest_run(ch) for ch in chosen]), chosen)
 
 
+def average(episodes: list[Episode]) -> Episode:
+    """Several rollouts of one policy as one Episode: per-student means (the first rollout's items)."""
+    if len(episodes) == 1:
+        return episodes[0]
+    mean = lambda k: np.mean([getattr(e, k) for e in episodes], axis=0)
+    return Episode(mean("gain"), mean("correct"), mean("distinct"), mean("longest_run"), episodes[0].items)
+
+
 def _longest_run(seq: list) -> int:
     best = run_len = 0
     for j, x in enumerate(seq):

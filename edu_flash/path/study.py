@@ -203,8 +203,9 @@ def cross_markdown(table: dict) -> str:
 
 
 def bench_report(rec, splits, *, run_dir: Path, simulators, sim_fraction: float, steps: int, n_goal: int,
-                 history_len: int, max_students: int, samples: int, seed: int, cross: bool) -> None:
-    args = dict(steps=steps, n_goal=n_goal, history_len=history_len, max_students=max_students, goals="next")
+                 history_len: int, max_students: int, samples: int, seed: int, cross: bool, rollouts: int = 1) -> None:
+    args = dict(steps=steps, n_goal=n_goal, history_len=history_len, max_students=max_students, goals="next",
+                rollouts=rollouts)
     out, path_df, sims = path_study(rec, splits.test, simulators=simulators, sim_fraction=sim_fraction, seed=seed,
                                     run_dir=run_dir, name=f"{splits.about or 'test'}: path students",
                                     data_name=splits.about or "the test split", **args)

@@ -326,7 +326,7 @@ class PathRecommender(Task):
 
     def evaluate_paths(self, data, simulators, *, steps: int = 10, n_goal: int = 3, max_students: int = 500,
                        history_len: int = 20, goals: str = "next", policies=None, seed: int = 0,
-                       n_boot: int = 2000, name: str | None = None, **columns) -> dict:
+                       n_boot: int = 2000, rollouts: int = 1, name: str | None = None, **columns) -> dict:
         """Closed-loop simulated practice: this recommender's policy against random, easiest-first,
         round-robin, weakest-first and an oracle, under each of `simulators` as the student.
 
@@ -337,6 +337,9 @@ class PathRecommender(Task):
         `data` (goals="next") or random ones. Per simulator: each policy's mean gain in goal mastery
         with a bootstrap 95% interval over students, the recommender's paired difference to each
         policy, and its gain over random as a share of the oracle's. Recorded for the card.
+        rollouts: practice runs per student (new draws each, shared by all policies), averaged per
+        student, so the intervals measure students rather than the simulator's coin flips; cost grows
+        with it.
         """
         from .paths import evaluate_paths, record, _simulators
 
@@ -346,19 +349,19 @@ class PathRecommender(Task):
         logs, _ = D.read_logs(table, self._cols(**columns), vocab=self.state["vocab"], unknown="skip")
         out = evaluate_paths(self, logs, sims, steps=int(steps), n_goal=int(n_goal), max_students=int(max_students),
                              history_len=int(history_len), goals=goals, policies=policies, seed=int(seed),
-                             n_boot=int(n_boot))
+                             n_boot=int(n_boot), rollouts=int(rollouts))
         record(self, out, f"{name or table.source} (simulated practice paths)")
         return out
 
     def _bench_report(self, splits, *, run_dir: Path, simulators=("dkt", "pfa", "bkt"), sim_fraction: float = 0.5,
                       steps: int = 10, n_goal: int = 3, history_len: int = 20, max_students: int = 500,
-                      samples: int = 3, seed: int = 0, cross: bool = True) -> None:
+                      samples: int = 3, seed: int = 0, cross: bool = True, rollouts: int = 1) -> None:
         """`edu-flash bench`: study.bench_report (path study, verdict, cross-oracle table, random students)."""
         from .study import bench_report
 
         bench_report(self, splits, run_dir=Path(run_dir), simulators=tuple(simulators), sim_fraction=sim_fraction,
                      steps=steps, n_goal=n_goal, history_len=history_len, max_students=max_students,
-                     samples=samples, seed=seed, cross=bool(cross))
+                     samples=samples, seed=seed, cross=bool(cross), rollouts=int(rollouts))
 
     def _export_spec(self):  # core.export: task.export("model.onnx")
         from .export import spec
