@@ -1,5 +1,6 @@
 """Knowledge tracing, next-item recommendation and learning paths."""
 from .data import read_dkt
-from .task import PathHParams, PathRecommender
+from .hparams import PathHParams
+from .task import PathRecommender
 
 __all__ = ["PathRecommender", "PathHParams", "read_dkt"]
