@@ -177,6 +177,7 @@ def evaluate_paths(task, logs, simulators: dict, *, steps: int, n_goal: int, max
         raise ConfigError(f"goals must be 'next' or 'random', got {goals!r}")
     if int(rollouts) < 1:
         raise ConfigError(f"rollouts must be at least 1, got {rollouts!r}")
+    rollouts = int(rollouts)
     policies = list(BASELINES if policies is None else policies)
     unknown = sorted(set(policies) - set(BASELINES))
     if unknown:
@@ -195,13 +196,13 @@ def evaluate_paths(task, logs, simulators: dict, *, steps: int, n_goal: int, max
     goal_sets = _pick_goals(logs, chosen, usable, v["q"], n_goal, history_len, goals, rng)
     cands = [rec.items_of(g) for g in goal_sets]
     out = {"students": len(starts), "steps": steps, "goal_skills_per_student": n_goal, "goals": goals,
-           "history_len": history_len, "rollouts": int(rollouts), "planner": vars(pl), "simulators": {},
+           "history_len": history_len, "rollouts": rollouts, "planner": vars(pl), "simulators": {},
            "per_student": {}}
     t0 = time.perf_counter()
     for name, s in simulators.items():
         stu = student_sim(v, s, maps[name])
         eps = {p: average([run(p, pl, planning if p == "recommender" else rec, stu, starts, cands, goal_sets, steps,
-                               rollout_seed(seed, r)) for r in range(int(rollouts))])
+                               rollout_seed(seed, r)) for r in range(rollouts)])
                for p in ["recommender", *policies]}
         out["per_student"][name] = {p: e.gain for p, e in eps.items()}
         out["simulators"][name] = summarize(eps, n_boot=n_boot, seed=seed)
@@ -280,7 +281,7 @@ def card_tables(out: dict) -> tuple[dict, dict]:
         for b in ("random", "round-robin"):
             if b in r["recommender_minus"]:
                 metrics[f"{name}_recommender_minus_{b.replace('-', '_')}"] = r["recommender_minus"][b]["mean"]
-    runs = out.get("rollouts", 1)
+    runs = out["rollouts"]
     title = (f"Gain in goal mastery after {out['steps']} practice items ({out['students']} students, "
              f"{out['goal_skills_per_student']} goal skills each, start: their first {out['history_len']} responses"
              + (f"; {runs} simulated runs per student, averaged per student" if runs > 1 else "") + ")")
